@@ -1,0 +1,61 @@
+"""NATS subject names and micro-service identities. Nothing else spells a subject string."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+SUBJECT_PREFIX = "pmcp.v1"
+QUEUE_GROUP = "pmcp"
+CLUSTER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_CLUSTER_NAME = re.compile(CLUSTER_NAME_PATTERN)
+
+SSH_SERVICE_NAME = "proxmox-mcp-ssh-worker"
+API_SERVICE_NAME = "proxmox-mcp-api-worker"
+
+# The micro framework's error headers (nats.micro.request.ERROR_HEADER / ERROR_CODE_HEADER).
+ERROR_HEADER = "Nats-Service-Error"
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+
+
+class WorkerKind(StrEnum):
+    SSH = "ssh"
+    API = "api"
+
+
+class SshOp(StrEnum):
+    EXEC = "exec"
+    PROBE = "probe"
+
+
+class ApiOp(StrEnum):
+    LIST_VMS = "list_vms"
+    VM_STATUS = "vm_status"
+    VM_ACTION = "vm_action"
+    NODE_STATUS = "node_status"
+    PROXMOX_API = "proxmox_api"
+    TASK_STATUS = "task_status"
+    PROBE = "probe"
+
+
+def validate_cluster_name(cluster: str) -> str:
+    if not _CLUSTER_NAME.match(cluster):
+        raise ValueError(f"invalid cluster name {cluster!r}: use lowercase letters, digits, '-' and '_'")
+    return cluster
+
+
+def ssh_subject(cluster: str, op: SshOp) -> str:
+    return f"{SUBJECT_PREFIX}.{validate_cluster_name(cluster)}.{WorkerKind.SSH}.{op}"
+
+
+def api_subject(cluster: str, op: ApiOp) -> str:
+    return f"{SUBJECT_PREFIX}.{validate_cluster_name(cluster)}.{WorkerKind.API}.{op}"
+
+
+def service_name(kind: WorkerKind) -> str:
+    return SSH_SERVICE_NAME if kind is WorkerKind.SSH else API_SERVICE_NAME
+
+
+def endpoint_name(cluster: str, op: StrEnum) -> str:
+    """A micro endpoint name (only [A-Za-z0-9_-]) that is unique per cluster and op."""
+    return f"{validate_cluster_name(cluster)}-{op}"

@@ -1,0 +1,1 @@
+"""Runtime pieces that more than one proxmox-mcp service runs (worker scaffolding, SSH pool, logging)."""

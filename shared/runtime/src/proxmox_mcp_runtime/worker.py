@@ -1,0 +1,182 @@
+"""Scaffolding for a NATS micro worker: envelope decoding, deadlines, error replies, graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+from pydantic import ValidationError
+
+from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, encode_error
+from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
+from proxmox_mcp_contracts.subjects import QUEUE_GROUP
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[RequestEnvelope], Awaitable[dict[str, Any]]]
+Observer = Callable[[str, str, float], None]
+"""Called after each request with (op, outcome code or "ok", seconds)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    """Micro endpoint name ([A-Za-z0-9_-]); unique within the service."""
+    subject: str
+    handler: Handler
+    op: str
+
+
+@dataclass
+class WorkerRuntime:
+    """Runs handlers for micro requests concurrently and waits for them on shutdown."""
+
+    service_name: str
+    version: str
+    endpoints: Sequence[Endpoint]
+    description: str = ""
+    observer: Observer | None = None
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    _service: Service | None = None
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def start(self, nc: NatsClient) -> Service:
+        svc = await add_service(
+            nc,
+            name=self.service_name,
+            version=self.version,
+            description=self.description or None,
+            queue_group=QUEUE_GROUP,
+        )
+        for endpoint in self.endpoints:
+            await svc.add_endpoint(
+                name=endpoint.name,
+                subject=endpoint.subject,
+                handler=self._dispatcher(endpoint),
+                metadata={"op": endpoint.op},
+            )
+        self._service = svc
+        return svc
+
+    def _dispatcher(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[None]]:
+        # nats.micro awaits the handler inline, which would serialize every call on an
+        # endpoint: hand each request to its own task instead.
+        async def dispatch(request: Request) -> None:
+            task = asyncio.create_task(self._serve(endpoint, request))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        return dispatch
+
+    async def _serve(self, endpoint: Endpoint, request: Request) -> None:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            envelope = RequestEnvelope.model_validate_json(request.data)
+            left = envelope.require_time_left()
+            try:
+                result = await asyncio.wait_for(endpoint.handler(envelope), timeout=left)
+            except TimeoutError:
+                raise ServiceFailure(
+                    ErrorCode.TIMEOUT, f"{endpoint.op} did not finish before the call's deadline"
+                ) from None
+            reply = ReplyEnvelope(request_id=envelope.request_id, result=result)
+            await request.respond(reply.model_dump_json().encode())
+        except ValidationError as exc:
+            outcome = ErrorCode.INVALID_ARGUMENT.value
+            fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+            await _respond_error(request, ErrorInfo(
+                code=ErrorCode.INVALID_ARGUMENT, message=f"malformed request envelope (fields: {', '.join(fields)})"
+            ))
+        except ServiceFailure as exc:
+            outcome = exc.code.value
+            await _respond_error(request, exc.info)
+        except Exception as exc:
+            outcome = ErrorCode.INTERNAL.value
+            log.error("handler failed", extra={"op": endpoint.op, "error_type": type(exc).__name__}, exc_info=False)
+            await _respond_error(request, ErrorInfo(
+                code=ErrorCode.INTERNAL, message=f"the worker failed while running {endpoint.op}"
+            ))
+        finally:
+            if self.observer is not None:
+                self.observer(endpoint.op, outcome, time.perf_counter() - started)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking requests, then let the ones under way finish (up to timeout seconds)."""
+        if self._service is not None:
+            await self._service.stop()
+        if self._inflight:
+            log.info("draining in-flight calls", extra={"inflight": len(self._inflight)})
+            _, pending = await asyncio.wait(set(self._inflight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+
+async def _respond_error(request: Request, info: ErrorInfo) -> None:
+    with contextlib.suppress(Exception):
+        await request.respond_error(info.code.value, info.message.splitlines()[0][:200], data=encode_error(info))
+
+
+async def connect_nats(url: str, name: str, *, max_reconnect_wait: float = 2.0) -> NatsClient:
+    """Connect with endless reconnects: a restarted NATS server must not end a worker."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", extra={"error_type": type(exc).__name__})
+
+    return await nats.connect(
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=max_reconnect_wait,
+        allow_reconnect=True,
+        error_cb=on_error,
+        connect_timeout=5,
+    )
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve_until_stopped(
+    nats_url: str,
+    runtime: WorkerRuntime,
+    *,
+    drain_timeout: float = 30.0,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Connect, serve until SIGTERM/SIGINT (or `stop`), then drain and close."""
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    nc = await connect_nats(nats_url, runtime.service_name)
+    try:
+        await runtime.start(nc)
+        log.info("worker ready", extra={"service": runtime.service_name, "endpoints": len(runtime.endpoints)})
+        if on_ready is not None:
+            on_ready()
+        await stop.wait()
+        log.info("stopping: draining")
+        await runtime.drain(drain_timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        with contextlib.suppress(Exception):
+            await nc.close()

@@ -1,0 +1,137 @@
+"""Start real binaries for tests: free ports, log files, readiness polling, always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+class ProcessDied(RuntimeError):
+    """A started binary exited before it was ready."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+def find_binary(name: str, *candidates: str | Path) -> str:
+    """Locate a binary; skip locally when missing, fail when CI sets PMCP_REQUIRE_BINARIES=1."""
+    for candidate in (*candidates, VENV_BIN / name):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed (see .ci/run for how the suite installs it)"
+    if os.environ.get("PMCP_REQUIRE_BINARIES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def start_process(
+    name: str,
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout_path: Path | None = None,
+) -> Proc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed when we close
+    stdout_target = open(stdout_path, "ab") if stdout_path else log_file  # noqa: SIM115
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_target,
+            stderr=log_file,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+        if stdout_path:
+            stdout_target.close()
+    return Proc(name=name, popen=popen, log_path=log_path)
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, what: str, proc: Proc | None = None, interval: float = 0.02
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc is not None and not proc.alive():
+            raise ProcessDied(f"{proc.name} exited with {proc.popen.returncode} before {what}:\n{proc.log_text()[-3000:]}")
+        time.sleep(interval)
+    tail = proc.log_text()[-3000:] if proc else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+@contextlib.contextmanager
+def running(proc: Proc) -> Iterator[Proc]:
+    try:
+        yield proc
+    finally:
+        proc.stop()
