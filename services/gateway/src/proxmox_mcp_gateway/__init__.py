@@ -1,0 +1,3 @@
+"""proxmox-mcp gateway."""
+
+__version__ = "0.1.0"

@@ -48,6 +48,10 @@ class RequestEnvelope(BaseModel):
     deadline: float = Field(description="Absolute deadline, seconds since the epoch (time.time()).")
     caller: Caller
     trace: dict[str, str] = Field(default_factory=dict)
+    heartbeat_subject: str | None = Field(
+        default=None, description="Where the worker publishes a heartbeat while the call runs (liveness)."
+    )
+    heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (time.time() if now is None else now)

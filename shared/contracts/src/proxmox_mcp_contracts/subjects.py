@@ -38,6 +38,17 @@ class ApiOp(StrEnum):
     PROBE = "probe"
 
 
+HEARTBEAT_PREFIX = "pmcp.hb"
+
+
+def heartbeat_subject(gateway_id: str, request_id: str) -> str:
+    return f"{HEARTBEAT_PREFIX}.{gateway_id}.{request_id}"
+
+
+def heartbeat_wildcard(gateway_id: str) -> str:
+    return f"{HEARTBEAT_PREFIX}.{gateway_id}.*"
+
+
 def validate_cluster_name(cluster: str) -> str:
     if not _CLUSTER_NAME.match(cluster):
         raise ValueError(f"invalid cluster name {cluster!r}: use lowercase letters, digits, '-' and '_'")

@@ -16,11 +16,10 @@ from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
-from pydantic import ValidationError
-
 from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, encode_error
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.subjects import QUEUE_GROUP
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,14 @@ class WorkerRuntime:
     observer: Observer | None = None
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _service: Service | None = None
+    _nc: NatsClient | None = None
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
     async def start(self, nc: NatsClient) -> Service:
+        self._nc = nc
         svc = await add_service(
             nc,
             name=self.service_name,
@@ -85,8 +86,13 @@ class WorkerRuntime:
     async def _serve(self, endpoint: Endpoint, request: Request) -> None:
         started = time.perf_counter()
         outcome = "ok"
+        heartbeat: asyncio.Task[None] | None = None
         try:
             envelope = RequestEnvelope.model_validate_json(request.data)
+            if envelope.heartbeat_subject and self._nc is not None:
+                heartbeat = asyncio.create_task(
+                    _beat(self._nc, envelope.heartbeat_subject, envelope.heartbeat_interval)
+                )
             left = envelope.require_time_left()
             try:
                 result = await asyncio.wait_for(endpoint.handler(envelope), timeout=left)
@@ -112,6 +118,8 @@ class WorkerRuntime:
                 code=ErrorCode.INTERNAL, message=f"the worker failed while running {endpoint.op}"
             ))
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
             if self.observer is not None:
                 self.observer(endpoint.op, outcome, time.perf_counter() - started)
 
@@ -124,6 +132,14 @@ class WorkerRuntime:
             _, pending = await asyncio.wait(set(self._inflight), timeout=timeout)
             for task in pending:
                 task.cancel()
+
+
+async def _beat(nc: NatsClient, subject: str, interval: float) -> None:
+    """Tell the waiting gateway this worker is still on the call, so it can tell slow from dead."""
+    while True:
+        await asyncio.sleep(interval)
+        with contextlib.suppress(Exception):
+            await nc.publish(subject, b"")
 
 
 async def _respond_error(request: Request, info: ErrorInfo) -> None:

@@ -1,0 +1,115 @@
+"""`proxmox-mcp demo` and `proxmox-mcp up`: the embedded stack plus the HTTP gateway in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from proxmox_mcp_gateway.app import Gateway, build_app
+from proxmox_mcp_gateway.settings import GatewaySettings
+from pydantic import SecretStr
+
+from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn would re-raise SIGTERM after shutdown and skip our cleanup; we handle signals ourselves."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class HttpStackOptions:
+    host: str
+    port: int
+    token: str | None
+    ready_timeout: float = 60.0
+    log_level: str = "INFO"
+
+
+def banner(url: str, token: str, demo: bool, info: StackInfo) -> str:
+    add = f"claude mcp add --transport http proxmox {url} --header {shlex.quote('Authorization: Bearer ' + token)}"
+    lines = [
+        "",
+        f"proxmox-mcp {'demo (simulated cluster)' if demo else 'stack'} is ready",
+        f"  MCP URL:      {url}",
+        f"  Bearer token: {token}",
+        f"  Health:       {url.removesuffix('/mcp')}/health",
+        f"  NATS:         {info.nats_url}",
+        "",
+        "Add it to Claude Code:",
+        f"  {add}",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+async def _wait_ready(gateway: Gateway, server: uvicorn.Server, stack: EmbeddedStack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.group.check_alive()
+        if server.started and gateway.bus.connected:
+            await gateway.health.refresh_workers()
+            if gateway.health.ready():
+                gateway.health.poke()
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the stack did not become ready within {timeout} s (logs in {stack.workdir / 'logs'})")
+
+
+async def run_http_stack(
+    options: HttpStackOptions, prepare: Callable[[EmbeddedStack], StackInfo], *, demo: bool
+) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="proxmox-mcp-"))
+    stack = EmbeddedStack(workdir, log_level=options.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        info = prepare(stack)
+        token = options.token or secrets.token_urlsafe(32)
+        settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
+                                   token=SecretStr(token), default_cluster=info.config.default_name)
+        app = build_app(settings)
+        gateway: Gateway = app.state.gateway
+        server = _QuietServer(uvicorn.Config(app, host=options.host, port=options.port, log_config=None,
+                                             access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+        serving = asyncio.create_task(server.serve())
+        ready = asyncio.create_task(_wait_ready(gateway, server, stack, options.ready_timeout))
+        await asyncio.wait({ready, serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and ready.exception() is None and not stop.is_set():
+            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else options.port
+            url = f"http://{options.host}:{port}/mcp"
+            print(banner(url, token, demo, info), flush=True)
+            await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        elif ready.done() and ready.exception() is not None:
+            print(f"error: {ready.exception()}", file=sys.stderr)
+            server.should_exit = True
+            await serving
+            return 1
+        ready.cancel()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        return 0
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,34 @@
+"""`proxmox-mcp stdio`: MCP on stdin/stdout; uses NATS_URL when set, otherwise an embedded stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import anyio
+from proxmox_mcp_gateway.settings import GatewaySettings
+from proxmox_mcp_gateway.stdio import run_stdio
+from proxmox_mcp_runtime.config import load_proxmox_config
+
+from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim
+
+
+def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
+    external = os.environ.get("NATS_URL")
+    if external and not demo:
+        anyio.run(run_stdio, GatewaySettings(nats_url=external))
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="proxmox-mcp-stdio-"))
+    stack = EmbeddedStack(workdir, log_level=os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        nats_url = stack.start_nats()
+        config = config_for_sim(stack.start_sim()) if demo else load_proxmox_config(dotenv=env_file)
+        stack.start_workers(nats_url, stack.write_config(config))
+        settings = GatewaySettings(nats_url=nats_url, default_cluster=config.default_name)
+        anyio.run(run_stdio, settings, 30.0)
+        return 0
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,221 @@
+"""The gateway's side of NATS: one request per tool call, with deadlines, heartbeats and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from proxmox_mcp_contracts.envelope import Caller, ReplyEnvelope, RequestEnvelope, decode_error
+from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.subjects import (
+    ERROR_CODE_HEADER,
+    ERROR_HEADER,
+    ApiOp,
+    SshOp,
+    WorkerKind,
+    api_subject,
+    heartbeat_subject,
+    heartbeat_wildcard,
+    service_name,
+    ssh_subject,
+)
+from proxmox_mcp_runtime.worker import connect_nats
+
+log = logging.getLogger(__name__)
+
+RequestObserver = Callable[[str, str, float], None]
+"""(worker kind, outcome, seconds) after each NATS request."""
+
+
+@dataclass
+class BusSettings:
+    nats_url: str
+    heartbeat_interval: float = 1.0
+    """How often workers report they are still on a call; 2.5x this without news means the worker died."""
+    gateway_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+class WorkerBus:
+    """Sends tool calls to workers. Reads may be retried once on 'no responders'; writes never are."""
+
+    def __init__(self, settings: BusSettings, observer: RequestObserver | None = None) -> None:
+        self.settings = settings
+        self.observer = observer
+        self._nc: NatsClient | None = None
+        self._beats: dict[str, asyncio.Event] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self) -> None:
+        self._nc = await connect_nats(self.settings.nats_url, f"proxmox-mcp-gateway-{self.settings.gateway_id}")
+        await self._nc.subscribe(heartbeat_wildcard(self.settings.gateway_id), cb=self._on_heartbeat)
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+            self._nc = None
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        request_id = msg.subject.rsplit(".", 1)[-1]
+        event = self._beats.get(request_id)
+        if event is not None:
+            event.set()
+
+    def _client(self) -> NatsClient:
+        if self._nc is None or self._nc.is_closed:
+            raise ServiceFailure(ErrorCode.UNAVAILABLE, "the gateway is not connected to NATS", retryable=True)
+        if not self._nc.is_connected:
+            raise ServiceFailure(ErrorCode.UNAVAILABLE, "the gateway is reconnecting to NATS", retryable=True)
+        return self._nc
+
+    async def call(
+        self,
+        kind: WorkerKind,
+        op: SshOp | ApiOp,
+        args: dict[str, Any],
+        *,
+        cluster: str,
+        caller: Caller,
+        deadline: float,
+        idempotent: bool,
+    ) -> dict[str, Any]:
+        subject = ssh_subject(cluster, op) if kind is WorkerKind.SSH else api_subject(cluster, op)  # type: ignore[arg-type]
+        envelope = RequestEnvelope(op=op.value, cluster=cluster, args=args, deadline=deadline, caller=caller)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            attempts = 2 if idempotent else 1
+            for attempt in range(attempts):
+                try:
+                    return await self._request_once(kind, subject, envelope, idempotent=idempotent)
+                except nats.errors.NoRespondersError:
+                    if attempt + 1 < attempts:
+                        await asyncio.sleep(0.05)
+                        continue
+                    raise ServiceFailure(
+                        ErrorCode.UNAVAILABLE,
+                        f"no {service_name(kind)} is serving cluster {cluster!r}; start one or check NATS",
+                        retryable=True,
+                    ) from None
+            raise AssertionError("unreachable")
+        except ServiceFailure as exc:
+            outcome = exc.code.value
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(kind.value, outcome, time.perf_counter() - started)
+
+    async def _request_once(
+        self, kind: WorkerKind, subject: str, envelope: RequestEnvelope, *, idempotent: bool
+    ) -> dict[str, Any]:
+        nc = self._client()
+        interval = self.settings.heartbeat_interval
+        envelope.heartbeat_subject = heartbeat_subject(self.settings.gateway_id, envelope.request_id)
+        envelope.heartbeat_interval = interval
+        beat = asyncio.Event()
+        self._beats[envelope.request_id] = beat
+        timeout = envelope.remaining()
+        if timeout <= 0:
+            raise ServiceFailure(ErrorCode.TIMEOUT, "the call's deadline passed before it was sent")
+        request = asyncio.ensure_future(nc.request(subject, envelope.model_dump_json().encode(), timeout=timeout))
+        try:
+            msg = await self._await_with_liveness(request, beat, interval, kind, idempotent)
+        finally:
+            self._beats.pop(envelope.request_id, None)
+            if not request.done():
+                request.cancel()
+        return _decode_reply(msg)
+
+    async def _await_with_liveness(
+        self,
+        request: asyncio.Future[Msg],
+        beat: asyncio.Event,
+        interval: float,
+        kind: WorkerKind,
+        idempotent: bool,
+    ) -> Msg:
+        silence_limit = interval * 2.5
+        while True:
+            done, _ = await asyncio.wait({request}, timeout=silence_limit)
+            if done:
+                try:
+                    return request.result()
+                except (nats.errors.TimeoutError, TimeoutError):
+                    raise ServiceFailure(
+                        ErrorCode.TIMEOUT,
+                        "the worker did not answer before the deadline"
+                        + ("" if idempotent else "; the outcome of this non-idempotent call is unknown"),
+                    ) from None
+                except nats.errors.NoRespondersError:
+                    raise
+                except (nats.errors.ConnectionClosedError, nats.errors.Error) as exc:
+                    raise ServiceFailure(
+                        ErrorCode.UNAVAILABLE,
+                        f"lost the NATS connection during the call ({type(exc).__name__})"
+                        + ("" if idempotent else "; the outcome is unknown, check before retrying"),
+                        retryable=idempotent,
+                    ) from None
+            if beat.is_set():
+                beat.clear()
+                continue
+            raise ServiceFailure(
+                ErrorCode.UNAVAILABLE,
+                f"the {service_name(kind)} handling this call stopped responding"
+                + ("" if idempotent else "; the outcome of this non-idempotent call is unknown, check before retrying"),
+                retryable=False,
+            )
+
+    async def ping_services(self, kind: WorkerKind, timeout: float = 0.5) -> list[dict[str, Any]]:
+        """`$SRV.PING.<name>`: every running instance of a worker kind answers once."""
+        return await self._gather(f"$SRV.PING.{service_name(kind)}", timeout)
+
+    async def any_service(self, kind: WorkerKind, timeout: float = 0.5) -> bool:
+        try:
+            await self._client().request(f"$SRV.PING.{service_name(kind)}", b"", timeout=timeout)
+        except (ServiceFailure, nats.errors.Error, TimeoutError):
+            return False
+        return True
+
+    async def service_stats(self, kind: WorkerKind, timeout: float = 0.5) -> list[dict[str, Any]]:
+        return await self._gather(f"$SRV.STATS.{service_name(kind)}", timeout)
+
+    async def _gather(self, subject: str, timeout: float) -> list[dict[str, Any]]:
+        nc = self._client()
+        inbox = nc.new_inbox()
+        replies: list[dict[str, Any]] = []
+        sub = await nc.subscribe(inbox)
+        try:
+            await nc.publish(subject, b"", reply=inbox)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    async for msg in sub.messages:
+                        with contextlib.suppress(ValueError):
+                            replies.append(json.loads(msg.data))
+        finally:
+            await sub.unsubscribe()
+        return replies
+
+
+def _decode_reply(msg: Msg) -> dict[str, Any]:
+    headers = msg.headers or {}
+    if ERROR_CODE_HEADER in headers:
+        info = decode_error(headers.get(ERROR_CODE_HEADER), headers.get(ERROR_HEADER), msg.data)
+        raise ServiceFailure(info.code, info.message, retryable=info.retryable, details=info.details)
+    try:
+        return ReplyEnvelope.model_validate_json(msg.data).result
+    except ValueError:
+        raise ServiceFailure(ErrorCode.INTERNAL, "a worker sent a reply the gateway cannot read") from None
+

@@ -1,0 +1,172 @@
+"""Background probes of NATS, the workers and the Proxmox hosts; /health answers from their cached state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxmox_mcp_contracts.envelope import Caller, Scope
+from proxmox_mcp_contracts.errors import ServiceFailure
+from proxmox_mcp_contracts.subjects import ApiOp, SshOp, WorkerKind
+
+from proxmox_mcp_gateway.bus import WorkerBus
+
+log = logging.getLogger(__name__)
+
+PROBE_CALLER = Caller(token_id="gateway-probe", scope=Scope.READ)
+CHECK_NAMES = ("nats", "ssh-worker", "api-worker", "ssh", "api")
+
+
+@dataclass
+class CheckState:
+    status: str = "unknown"
+    """ok | fail | unknown"""
+    latency_ms: float | None = None
+    last_error: str | None = None
+    last_success: float | None = None
+    last_checked: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, ok: bool, latency_ms: float | None, error: str | None = None, **detail: Any) -> None:
+        now = time.time()
+        self.status = "ok" if ok else "fail"
+        self.latency_ms = None if latency_ms is None else round(latency_ms, 2)
+        self.last_checked = now
+        self.detail = detail
+        if ok:
+            self.last_success = now
+            self.last_error = None
+        else:
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "last_error": self.last_error,
+            "last_success": self.last_success,
+            "last_checked": self.last_checked,
+            **self.detail,
+        }
+
+
+ProbeListener = Callable[[str, CheckState], None]
+
+
+class HealthMonitor:
+    def __init__(
+        self, bus: WorkerBus, *, cluster: str, interval: float, timeout: float,
+        listener: ProbeListener | None = None,
+    ) -> None:
+        self.bus = bus
+        self.cluster = cluster
+        self.interval = interval
+        self.timeout = timeout
+        self.listener = listener
+        self.checks: dict[str, CheckState] = {name: CheckState() for name in CHECK_NAMES}
+        self.warnings: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def poke(self) -> None:
+        """Probe again now (e.g. right after NATS reconnects)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                healthy = await self.probe_once()
+            except Exception as exc:  # a probe bug must never end the loop
+                log.warning("probe round failed", extra={"error_type": type(exc).__name__})
+                healthy = False
+            failures = 0 if healthy else min(failures + 1, 4)
+            # While something is down, probe more often (up to 4x) so recovery shows quickly.
+            delay = self.interval / (2**failures) if failures else self.interval
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.2))
+
+    async def probe_once(self) -> bool:
+        self._set("nats", self.bus.connected, None, None if self.bus.connected else "not connected to NATS")
+        if not self.bus.connected:
+            for name in CHECK_NAMES[1:]:
+                self._set(name, False, None, "NATS is down")
+            return False
+        results = await asyncio.gather(
+            self._probe_workers(WorkerKind.SSH, "ssh-worker"),
+            self._probe_workers(WorkerKind.API, "api-worker"),
+            self._probe_target(WorkerKind.SSH, SshOp.PROBE, "ssh"),
+            self._probe_target(WorkerKind.API, ApiOp.PROBE, "api"),
+        )
+        return all(results)
+
+    async def _probe_workers(self, kind: WorkerKind, name: str) -> bool:
+        started = time.perf_counter()
+        try:
+            replies = await self.bus.ping_services(kind, timeout=min(self.timeout, 0.5))
+        except ServiceFailure as exc:
+            self._set(name, False, None, exc.info.message)
+            return False
+        ok = bool(replies)
+        self._set(name, ok, (time.perf_counter() - started) * 1000, None if ok else "no instance answered",
+                  instances=len(replies))
+        return ok
+
+    async def _probe_target(self, kind: WorkerKind, op: SshOp | ApiOp, name: str) -> bool:
+        started = time.perf_counter()
+        try:
+            result = await self.bus.call(kind, op, {}, cluster=self.cluster, caller=PROBE_CALLER,
+                                         deadline=time.time() + self.timeout, idempotent=True)
+        except ServiceFailure as exc:
+            self._set(name, False, (time.perf_counter() - started) * 1000, exc.info.as_text())
+            return False
+        ok = bool(result.get("ok"))
+        self._set(name, ok, result.get("latency_ms"), None if ok else str(result.get("detail") or "probe failed"))
+        return ok
+
+    def _set(self, name: str, ok: bool, latency_ms: float | None, error: str | None, **detail: Any) -> None:
+        state = self.checks[name]
+        state.record(ok, latency_ms, error, **detail)
+        if self.listener is not None:
+            self.listener(name, state)
+
+    def report(self) -> dict[str, Any]:
+        checks = {name: state.as_dict() for name, state in self.checks.items()}
+        failing = [name for name, state in self.checks.items() if state.status == "fail"]
+        status = "ok" if not failing and all(s.status == "ok" for s in self.checks.values()) else "degraded"
+        if not self.bus.connected:
+            status = "unavailable"
+        body: dict[str, Any] = {"status": status, "checks": checks}
+        if self.warnings:
+            body["warnings"] = list(self.warnings)
+        return body
+
+    async def refresh_workers(self) -> None:
+        """Fresh worker presence for readiness probes: first answer wins, so this costs about a millisecond."""
+        self._set("nats", self.bus.connected, None, None if self.bus.connected else "not connected to NATS")
+        for kind, name in ((WorkerKind.SSH, "ssh-worker"), (WorkerKind.API, "api-worker")):
+            if not self.bus.connected:
+                self._set(name, False, None, "NATS is down")
+                continue
+            started = time.perf_counter()
+            alive = await self.bus.any_service(kind, timeout=min(self.timeout, 0.5))
+            self._set(name, alive, (time.perf_counter() - started) * 1000, None if alive else "no instance answered",
+                      **{k: v for k, v in self.checks[name].detail.items() if alive})
+
+    def ready(self) -> bool:
+        return all(self.checks[n].status == "ok" for n in ("nats", "ssh-worker", "api-worker"))

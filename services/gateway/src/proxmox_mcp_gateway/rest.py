@@ -1,0 +1,93 @@
+"""The original REST endpoints: GET /api/mcp, POST /api/mcp/tools/list, POST /api/mcp/tools/call."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from proxmox_mcp_contracts.envelope import Caller
+from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
+
+from proxmox_mcp_gateway import __version__
+from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
+from proxmox_mcp_gateway.calls import ToolExecutor
+from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME
+from proxmox_mcp_gateway.mcp_server import SERVER_NAME, tool_definition
+
+log = logging.getLogger(__name__)
+
+
+def _caller(request: Request) -> Caller | None:
+    caller = request.scope.get("state", {}).get(CALLER_STATE_KEY)
+    return caller if isinstance(caller, Caller) else None
+
+
+def error_response(info: ErrorInfo) -> JSONResponse:
+    return JSONResponse(
+        status_code=info.http_status,
+        content={
+            "isError": True,
+            "error": info.model_dump(mode="json"),
+            "content": [{"type": "text", "text": info.as_text()}],
+        },
+    )
+
+
+def build_rest_router(executor: ToolExecutor) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/mcp")
+    async def server_info(request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": SERVER_NAME,
+            "version": __version__,
+            "transports": {"streamable-http": "/mcp", "stdio": "proxmox-mcp stdio", "rest": "/api/mcp/tools/call"},
+        }
+        caller = _caller(request)
+        if caller is not None:
+            body["tools"] = [spec.name for spec in executor.visible_tools(caller)]
+        return body
+
+    @router.post("/api/mcp/tools/list")
+    async def list_tools(request: Request) -> dict[str, Any]:
+        caller = _require(request)
+        tools = [tool_definition(spec).model_dump(mode="json", by_alias=True, exclude_none=True)
+                 for spec in executor.visible_tools(caller)]
+        return {"tools": tools}
+
+    @router.post("/api/mcp/tools/call")
+    async def call_tool(request: Request) -> JSONResponse:
+        caller = _require(request)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="body is not valid JSON"))
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return error_response(ErrorInfo(
+                code=ErrorCode.INVALID_ARGUMENT, message='body must be {"name": "<tool>", "arguments": {...}}'
+            ))
+        arguments = body.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
+        try:
+            result = await executor.call(body["name"], arguments, caller)
+        except ServiceFailure as exc:
+            return error_response(exc.info)
+        except Exception as exc:
+            log.error("tool call failed", extra={"tool": body["name"], "error_type": type(exc).__name__})
+            return error_response(ErrorInfo(code=ErrorCode.INTERNAL, message="the gateway failed on this call"))
+        text = TOOLS_BY_NAME[body["name"]].render(result)
+        return JSONResponse({"isError": False, "structuredContent": result,
+                             "content": [{"type": "text", "text": text}]})
+
+    return router
+
+
+def _require(request: Request) -> Caller:
+    caller = _caller(request)
+    if caller is None:  # the auth middleware normally answers first
+        raise ServiceFailure(ErrorCode.UNAUTHENTICATED, "missing bearer token")
+    return caller

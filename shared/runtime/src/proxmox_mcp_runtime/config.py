@@ -1,0 +1,103 @@
+"""Load the cluster configuration: a TOML file (PMCP_CONFIG) or the original environment variable names."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
+
+CONFIG_ENV = "PMCP_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says what to fix (never a secret value)."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Minimal .env reader: KEY=VALUE lines, optional quotes, # comments."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_config_file(path: Path) -> ProxmoxConfig:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        return ProxmoxConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"config file {path}: {problems}") from None
+
+
+def load_proxmox_config(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> ProxmoxConfig:
+    """PMCP_CONFIG wins; otherwise the original variables (SSH_HOST, PROXMOX_HOST, ...) from env and .env."""
+    merged: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        merged.update(read_dotenv(dotenv))
+    merged.update(env if env is not None else os.environ)
+    config_path = merged.get(CONFIG_ENV)
+    if config_path:
+        return load_config_file(Path(config_path))
+    try:
+        cluster = cluster_from_legacy_env(merged)
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"environment configuration is invalid: {exc}") from None
+    if not cluster.hosts and not cluster.api.host:
+        raise ConfigError(
+            f"no cluster configured: set {CONFIG_ENV} to a TOML file, or SSH_HOST / PROXMOX_HOST (see README)"
+        )
+    return ProxmoxConfig(clusters=[cluster])
+
+
+def dump_config_toml(config: ProxmoxConfig) -> str:
+    """Write a config as TOML (secrets included: callers store it with mode 0600)."""
+    lines: list[str] = []
+    if config.default_cluster:
+        lines.append(f"default_cluster = {_toml(config.default_cluster)}")
+    for cluster in config.clusters:
+        data = cluster.model_dump(mode="json", exclude_none=True)
+        for key in ("ssh", "api"):
+            section = getattr(cluster, key)
+            for name, field in type(section).model_fields.items():
+                value = getattr(section, name)
+                if value is not None and hasattr(value, "get_secret_value") and field:
+                    data[key][name] = value.get_secret_value()
+        lines.append("\n[[clusters]]")
+        lines.append(f"name = {_toml(data['name'])}")
+        for host in data.get("hosts", []):
+            lines.append("[[clusters.hosts]]")
+            lines.extend(f"{k} = {_toml(v)}" for k, v in host.items())
+        for key in ("ssh", "api"):
+            lines.append(f"[clusters.{key}]")
+            lines.extend(f"{k} = {_toml(v)}" for k, v in data[key].items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
