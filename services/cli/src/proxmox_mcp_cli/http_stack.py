@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import secrets
 import shlex
 import shutil
@@ -41,6 +43,8 @@ class HttpStackOptions:
     token: str | None
     ready_timeout: float = 60.0
     log_level: str = "INFO"
+    info_file: Path | None = None
+    """Where to write the stack's details as JSON (mode 0600: it holds the token), for scripts and tests."""
 
 
 def banner(url: str, token: str, demo: bool, info: StackInfo) -> str:
@@ -59,6 +63,20 @@ def banner(url: str, token: str, demo: bool, info: StackInfo) -> str:
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def write_info_file(path: Path, url: str, token: str, info: StackInfo, stack: EmbeddedStack) -> None:
+    details = {
+        "mcp_url": url,
+        "token": token,
+        "nats_url": info.nats_url,
+        "pid": os.getpid(),
+        "children": {child.name: child.popen.pid for child in stack.group.children},
+        "sim": info.sim,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(details, handle)
 
 
 async def _wait_ready(gateway: Gateway, server: uvicorn.Server, stack: EmbeddedStack, timeout: float) -> None:
@@ -98,6 +116,8 @@ async def run_http_stack(
         if ready.done() and ready.exception() is None and not stop.is_set():
             port = server.servers[0].sockets[0].getsockname()[1] if server.servers else options.port
             url = f"http://{options.host}:{port}/mcp"
+            if options.info_file is not None:
+                write_info_file(options.info_file, url, token, info, stack)
             print(banner(url, token, demo, info), flush=True)
             await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
         elif ready.done() and ready.exception() is not None:

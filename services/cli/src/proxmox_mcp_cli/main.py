@@ -52,7 +52,7 @@ def _run_http(args: argparse.Namespace, demo: bool) -> int:
         return 2
     token = args.token or os.environ.get("PMCP_TOKEN")
     options = HttpStackOptions(host=args.host, port=args.port, token=token,
-                               log_level=os.environ.get("LOG_LEVEL", "INFO"))
+                               log_level=os.environ.get("LOG_LEVEL", "INFO"), info_file=args.info_file)
     return asyncio.run(run_http_stack(options, prepare, demo=demo))
 
 
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=8080, help="gateway port (default 8080; 0 picks a free one)")
         p.add_argument("--token", help="bearer token clients must send (default: PMCP_TOKEN or a random one)")
+        p.add_argument("--info-file", type=Path, help="write URL, token and process ids as JSON here (mode 0600)")
     demo.add_argument("--seed", type=int, default=7, help="simulated cluster seed")
     demo.add_argument("--nodes", type=int, default=3, help="simulated nodes")
     demo.add_argument("--guests", type=int, default=8, help="simulated guests")
