@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.demo import DemoStack, start_demo
 from tests.support.nats import NatsServer, start_nats
 
 
@@ -28,3 +29,13 @@ def nats_server(session_dir: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    """The README's demo command, started once per session and shared."""
+    stack = start_demo(tmp_path_factory.mktemp("demo"))
+    try:
+        yield stack
+    finally:
+        stack.proc.stop()

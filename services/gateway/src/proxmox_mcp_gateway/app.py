@@ -87,7 +87,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
     server = build_mcp_server(gw.executor)
-    mcp_app = server.streamable_http_app(streamable_http_path="/", transport_security=transport_security(settings))
+    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -120,7 +120,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
-    app.mount("/mcp", mcp_app)
+    # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/.
+    app.mount("/", mcp_app)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
                        protected_prefixes=PROTECTED_PREFIXES)
     return app
