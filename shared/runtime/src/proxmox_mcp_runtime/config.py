@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
 
@@ -77,9 +77,9 @@ def dump_config_toml(config: ProxmoxConfig) -> str:
         data = cluster.model_dump(mode="json", exclude_none=True)
         for key in ("ssh", "api"):
             section = getattr(cluster, key)
-            for name, field in type(section).model_fields.items():
+            for name in type(section).model_fields:
                 value = getattr(section, name)
-                if value is not None and hasattr(value, "get_secret_value") and field:
+                if isinstance(value, SecretStr):
                     data[key][name] = value.get_secret_value()
         lines.append("\n[[clusters]]")
         lines.append(f"name = {_toml(data['name'])}")
