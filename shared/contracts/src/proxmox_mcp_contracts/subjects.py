@@ -26,6 +26,7 @@ class WorkerKind(StrEnum):
 class SshOp(StrEnum):
     EXEC = "exec"
     PROBE = "probe"
+    CONTAINER_EXEC = "container_exec"
 
 
 class ApiOp(StrEnum):
@@ -36,6 +37,18 @@ class ApiOp(StrEnum):
     PROXMOX_API = "proxmox_api"
     TASK_STATUS = "task_status"
     PROBE = "probe"
+    SNAPSHOT_LIST = "snapshot_list"
+    SNAPSHOT_CREATE = "snapshot_create"
+    SNAPSHOT_DELETE = "snapshot_delete"
+    SNAPSHOT_ROLLBACK = "snapshot_rollback"
+    STORAGE_LIST = "storage_list"
+    STORAGE_CONTENT = "storage_content"
+    TASK_LIST = "task_list"
+    TASK_LOG = "task_log"
+    CLUSTER_STATUS = "cluster_status"
+    CLUSTER_RESOURCES = "cluster_resources"
+    NODE_NETWORK = "node_network"
+    GUEST_EXEC = "guest_exec"
 
 
 HEARTBEAT_PREFIX = "pmcp.hb"
