@@ -1,0 +1,149 @@
+"""Request handlers: decode the envelope's arguments, run the operation for the subject's cluster, encode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts.envelope import RequestEnvelope
+from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
+from proxmox_mcp_contracts.subjects import ApiOp, api_subject, endpoint_name
+from proxmox_mcp_runtime import metrics
+from proxmox_mcp_runtime.worker import Endpoint
+from pydantic import BaseModel, ValidationError
+
+from proxmox_mcp_api_worker.backend import PveBackend
+from proxmox_mcp_api_worker.backends import build_backend
+from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
+from proxmox_mcp_api_worker.settings import ApiWorkerSettings
+
+log = logging.getLogger(__name__)
+
+SERVED_OPS = (ApiOp.LIST_VMS, ApiOp.VM_STATUS, ApiOp.VM_ACTION, ApiOp.TASK_STATUS, ApiOp.NODE_STATUS,
+              ApiOp.PROXMOX_API, ApiOp.PROBE)
+CERT_CHECK_INTERVAL = 300.0
+"""Seconds between reads of the API certificate for the expiry metric."""
+
+Operation = Callable[[ClusterOperations, Any, Budget], Awaitable[BaseModel]]
+
+
+async def _probe(ops: ClusterOperations, _args: None, budget: Budget) -> BaseModel:
+    return await ops.probe(budget)
+
+
+OPERATIONS: dict[ApiOp, tuple[type[BaseModel] | None, Operation]] = {
+    ApiOp.LIST_VMS: (t.ListVmsArgs, ClusterOperations.list_vms),
+    ApiOp.VM_STATUS: (t.VmStatusArgs, ClusterOperations.vm_status),
+    ApiOp.VM_ACTION: (t.VmActionArgs, ClusterOperations.vm_action),
+    ApiOp.TASK_STATUS: (t.TaskStatusArgs, ClusterOperations.task_status),
+    ApiOp.NODE_STATUS: (t.NodeStatusArgs, ClusterOperations.node_status),
+    ApiOp.PROXMOX_API: (t.ProxmoxApiArgs, ClusterOperations.proxmox_api),
+    ApiOp.PROBE: (None, _probe),
+}
+
+
+def argument_error(op: ApiOp, exc: ValidationError) -> ServiceFailure:
+    """Name each bad argument and why, without echoing the rejected values."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+    )
+    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid {op.value} arguments: {problems}")
+
+
+class ApiWorker:
+    """One backend per served cluster; endpoints are bound to their cluster through the subject."""
+
+    def __init__(self, config: ProxmoxConfig, settings: ApiWorkerSettings) -> None:
+        wanted = settings.cluster_names()
+        self.settings = settings
+        self.clusters: dict[str, ClusterConfig] = {
+            c.name: c for c in config.clusters if wanted is None or c.name in wanted
+        }
+        self.backends: dict[str, PveBackend] = {}
+        self.operations: dict[str, ClusterOperations] = {}
+        self.problems: list[str] = []
+        self._cert_checked: dict[str, float] = {}
+        for name, cluster in self.clusters.items():
+            backend, problem = build_backend(cluster, settings)
+            if problem:
+                self.problems.append(f"cluster {name}: {problem}")
+            self.backends[name] = backend
+            self.operations[name] = ClusterOperations(
+                name, backend, ceiling=cluster.api.timeout, margin=settings.deadline_margin,
+                node_concurrency=settings.node_concurrency, task_log_page=settings.task_log_page,
+                task_log_max_pages=settings.task_log_max_pages,
+            )
+
+    @property
+    def insecure_clusters(self) -> list[str]:
+        return [name for name, backend in self.backends.items() if backend.insecure_tls]
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(name=endpoint_name(name, op), subject=api_subject(name, op), handler=self._handler(name, op),
+                     op=op.value)
+            for name in self.clusters
+            for op in SERVED_OPS
+        ]
+
+    def _handler(self, cluster: str, op: ApiOp) -> Callable[[RequestEnvelope], Awaitable[dict[str, Any]]]:
+        args_model, operation = OPERATIONS[op]
+
+        async def handle(envelope: RequestEnvelope) -> dict[str, Any]:
+            if envelope.cluster != cluster:
+                raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"the request names cluster {envelope.cluster!r} "
+                                     f"but was sent to cluster {cluster!r}'s subject")
+            envelope.require_time_left()
+            args: BaseModel | None = None
+            if args_model is not None:
+                try:
+                    args = args_model.model_validate(envelope.args)
+                except ValidationError as exc:
+                    raise argument_error(op, exc) from None
+            ops = self.operations[cluster]
+            result = await operation(ops, args, ops.budget(envelope.deadline))
+            if op is ApiOp.VM_ACTION:
+                assert isinstance(result, t.VmActionResult)
+                log.info("vm action started", extra={
+                    "cluster": cluster, "vmid": result.vmid, "node": result.node, "action": result.action,
+                    "upid": result.upid, "request_id": envelope.request_id, "token_id": envelope.caller.token_id})
+            elif op is ApiOp.PROXMOX_API and isinstance(args, t.ProxmoxApiArgs) and args.method != "GET":
+                log.info("proxmox api write", extra={
+                    "cluster": cluster, "method": args.method, "path": getattr(result, "path", args.path),
+                    "request_id": envelope.request_id, "token_id": envelope.caller.token_id})
+            elif op is ApiOp.PROBE:
+                await self._maybe_check_certificate(cluster)
+            return self._fit(op, result)
+
+        return handle
+
+    def _fit(self, op: ApiOp, result: BaseModel) -> dict[str, Any]:
+        body = result.model_dump(mode="json")
+        size = len(result.model_dump_json())
+        if size + 1024 > self.settings.max_reply_bytes:
+            hint = "narrow it with parameters or a more specific path" if op is ApiOp.PROXMOX_API else \
+                "narrow it with filters"
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"the {op.value} result is {size} bytes, more than a "
+                                 f"reply can carry ({self.settings.max_reply_bytes}); {hint}")
+        return body
+
+    async def _maybe_check_certificate(self, cluster: str) -> None:
+        """The certificate's expiry for the metric: read at most every few minutes, on health probes."""
+        now = time.monotonic()
+        if now - self._cert_checked.get(cluster, -CERT_CHECK_INTERVAL) < CERT_CHECK_INTERVAL:
+            return
+        self._cert_checked[cluster] = now
+        try:
+            der = await self.backends[cluster].certificate(timeout=2.0)
+            if der:
+                metrics.set_api_certificate_not_after(cluster, metrics.certificate_not_after(der))
+        except Exception as exc:  # a metric must never fail a probe
+            log.debug("certificate read failed", extra={"cluster": cluster, "error_type": type(exc).__name__})
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)

@@ -1,0 +1,295 @@
+"""The api-worker's operations for one cluster, written against PveBackend only (same results in every mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+
+from proxmox_mcp_api_worker.backend import Method, Params, PveBackend, encode_params, normalize_api_path
+from proxmox_mcp_api_worker.upid import parse_upid
+
+log = logging.getLogger(__name__)
+
+PVE_ACTION = {"restart": "reboot"}
+"""Tool action → Proxmox status endpoint; the rest have the same name."""
+LXC_ACTIONS = frozenset({"start", "stop", "shutdown", "reboot", "suspend", "resume"})
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each Proxmox request of one call may take: the time left (minus a margin), at most the ceiling."""
+
+    deadline: float
+    """Absolute, seconds since the epoch (the request envelope's deadline)."""
+    ceiling: float
+    margin: float = 0.2
+
+    def timeout(self) -> float:
+        left = self.deadline - time.time() - self.margin
+        if left <= 0:
+            raise ServiceFailure(ErrorCode.TIMEOUT, "the call's deadline passed before Proxmox answered")
+        return min(left, self.ceiling)
+
+
+@dataclass(frozen=True)
+class Guest:
+    vmid: int
+    node: str
+    type: t.GuestType
+    entry: Mapping[str, Any]
+
+
+def _seg(value: object) -> str:
+    """One path segment: anything that could start a new segment or a query is percent-encoded."""
+    return quote(str(value), safe=":@!=,+-_.~")
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _flag(value: Any) -> bool:
+    return value in (1, "1", True, "true")
+
+
+def vm_summary(entry: Mapping[str, Any]) -> t.VmSummary:
+    return t.VmSummary(
+        vmid=int(entry["vmid"]), name=_str(entry.get("name")), node=str(entry["node"]), type=entry["type"],
+        status=str(entry.get("status") or "unknown"), template=_flag(entry.get("template")),
+        cpu=_float(entry.get("cpu")), maxcpu=_float(entry.get("maxcpu")), mem=_int(entry.get("mem")),
+        maxmem=_int(entry.get("maxmem")), disk=_int(entry.get("disk")), maxdisk=_int(entry.get("maxdisk")),
+        uptime=_int(entry.get("uptime")), tags=_str(entry.get("tags")),
+    )
+
+
+def node_info(listed: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> t.NodeInfo:
+    """A /nodes entry, refined by /nodes/{node}/status when there is one."""
+    detail: Mapping[str, Any] = status or {}
+
+    def section(name: str) -> Mapping[str, Any]:
+        value = detail.get(name)
+        return value if isinstance(value, dict) else {}
+
+    memory, rootfs, cpuinfo = section("memory"), section("rootfs"), section("cpuinfo")
+    loadavg = detail.get("loadavg")
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v is not None), None)
+
+    return t.NodeInfo(
+        node=str(listed["node"]), status=str(listed.get("status") or "unknown"),
+        cpu=_float(first(detail.get("cpu"), listed.get("cpu"))),
+        maxcpu=_int(first(cpuinfo.get("cpus"), listed.get("maxcpu"))),
+        mem=_int(first(memory.get("used"), listed.get("mem"))),
+        maxmem=_int(first(memory.get("total"), listed.get("maxmem"))),
+        disk=_int(first(rootfs.get("used"), listed.get("disk"))),
+        maxdisk=_int(first(rootfs.get("total"), listed.get("maxdisk"))),
+        uptime=_int(first(detail.get("uptime"), listed.get("uptime"))),
+        loadavg=[str(v) for v in loadavg] if isinstance(loadavg, list) else None,
+        pveversion=_str(detail.get("pveversion")), kversion=_str(detail.get("kversion")),
+    )
+
+
+class ClusterOperations:
+    def __init__(self, cluster: str, backend: PveBackend, *, ceiling: float, margin: float = 0.2,
+                 node_concurrency: int = 4, task_log_page: int = 500, task_log_max_pages: int = 40) -> None:
+        self.cluster = cluster
+        self.backend = backend
+        self.ceiling = ceiling
+        self.margin = margin
+        self.node_concurrency = node_concurrency
+        self.task_log_page = task_log_page
+        self.task_log_max_pages = task_log_max_pages
+
+    def budget(self, deadline: float) -> Budget:
+        return Budget(deadline=deadline, ceiling=self.ceiling, margin=self.margin)
+
+    async def _call(self, budget: Budget, method: Method, path: str, params: Params | None = None) -> Any:
+        return await self.backend.request(method, path, params, timeout=budget.timeout())
+
+    # --- guests -----------------------------------------------------------------------------
+
+    async def _guests(self, budget: Budget) -> list[Mapping[str, Any]]:
+        data = await self._call(budget, "GET", "/cluster/resources", {"type": "vm"})
+        if not isinstance(data, list):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
+        return [e for e in data if isinstance(e, dict) and e.get("type") in ("qemu", "lxc") and "vmid" in e]
+
+    async def locate(self, vmid: int, node: str | None, budget: Budget) -> Guest:
+        """Where a VM or container lives and what it is, from the cluster's resource list."""
+        entry = next((e for e in await self._guests(budget) if _int(e.get("vmid")) == vmid), None)
+        if entry is None:
+            raise ServiceFailure(ErrorCode.NOT_FOUND, f"VM {vmid} not found in cluster {self.cluster} "
+                                 "(no VM or container has this id)", details={"vmid": vmid})
+        actual = str(entry.get("node"))
+        if node is not None and node != actual:
+            raise ServiceFailure(ErrorCode.NOT_FOUND, f"VM {vmid} is not on node {node}; it is on node {actual}",
+                                 details={"vmid": vmid, "node": actual})
+        return Guest(vmid=vmid, node=actual, type=entry["type"], entry=entry)
+
+    async def list_vms(self, args: t.ListVmsArgs, budget: Budget) -> t.ListVmsResult:
+        vms = [vm_summary(e) for e in await self._guests(budget)]
+        vms = [vm for vm in vms
+               if (args.node is None or vm.node == args.node)
+               and (args.type is None or vm.type == args.type)
+               and (args.status is None or vm.status == args.status)]
+        vms.sort(key=lambda vm: vm.vmid)
+        return t.ListVmsResult(vms=vms, count=len(vms))
+
+    async def vm_status(self, args: t.VmStatusArgs, budget: Budget) -> t.VmStatusResult:
+        guest = await self.locate(args.vmid, args.node, budget)
+        data = await self._call(budget, "GET", f"/nodes/{_seg(guest.node)}/{guest.type}/{guest.vmid}/status/current")
+        if not isinstance(data, dict):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of VM {guest.vmid} is not an object")
+        return t.VmStatusResult(
+            vmid=guest.vmid, node=guest.node, type=guest.type, status=str(data.get("status") or "unknown"),
+            name=_str(data.get("name", guest.entry.get("name"))), qmpstatus=_str(data.get("qmpstatus")),
+            lock=_str(data.get("lock")), cpu=_float(data.get("cpu")), cpus=_float(data.get("cpus")),
+            mem=_int(data.get("mem")), maxmem=_int(data.get("maxmem")), disk=_int(data.get("disk")),
+            maxdisk=_int(data.get("maxdisk")), uptime=_int(data.get("uptime")), netin=_int(data.get("netin")),
+            netout=_int(data.get("netout")), diskread=_int(data.get("diskread")),
+            diskwrite=_int(data.get("diskwrite")), pid=_int(data.get("pid")),
+            tags=_str(data.get("tags", guest.entry.get("tags"))),
+        )
+
+    async def vm_action(self, args: t.VmActionArgs, budget: Budget) -> t.VmActionResult:
+        """Starts the Proxmox task and returns its UPID at once; the gateway follows it (task_status) when
+        the caller wants to wait, so progress can be streamed. Never retried: it is not idempotent."""
+        guest = await self.locate(args.vmid, args.node, budget)
+        action = PVE_ACTION.get(args.action, args.action)
+        if guest.type == "lxc" and action not in LXC_ACTIONS:
+            raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"{args.vmid} is a container: containers have no "
+                                 f"{args.action}; use one of {', '.join(sorted(LXC_ACTIONS | {'restart'}))}")
+        path = f"/nodes/{_seg(guest.node)}/{guest.type}/{guest.vmid}/status/{action}"
+        upid = await self._call(budget, "POST", path)
+        if not isinstance(upid, str) or not upid.startswith("UPID:"):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox started {action} of VM {guest.vmid} but "
+                                 "returned no task id")
+        return t.VmActionResult(vmid=guest.vmid, node=guest.node, type=guest.type, action=args.action, upid=upid,
+                                waited=False)
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    async def task_status(self, args: t.TaskStatusArgs, budget: Budget) -> t.TaskResult:
+        upid = parse_upid(args.upid)
+        if args.node is not None and args.node != upid.node:
+            raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"task {args.upid} runs on node {upid.node}, "
+                                 f"not {args.node}")
+        base = f"/nodes/{_seg(upid.node)}/tasks/{_seg(args.upid)}"
+        data = await self._call(budget, "GET", f"{base}/status")
+        if not isinstance(data, dict) or data.get("status") not in ("running", "stopped"):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of task {args.upid} is not understood")
+        tail = await self._log_tail(base, args.log_lines, budget) if args.log_lines else []
+        stopped = data["status"] == "stopped"
+        exitstatus = _str(data.get("exitstatus")) if stopped else None
+        return t.TaskResult(
+            upid=args.upid, node=upid.node, status=data["status"], exitstatus=exitstatus,
+            ok=(exitstatus == "OK") if stopped else None, type=_str(data.get("type")) or upid.type,
+            id=_str(data.get("id")) or upid.id or None, user=_str(data.get("user")) or upid.user,
+            starttime=_int(data.get("starttime")) or upid.starttime, log_tail=tail,
+        )
+
+    async def _log_tail(self, base: str, lines: int, budget: Budget) -> list[str]:
+        """The last `lines` lines. The log API pages from the start (and older Proxmox ignores limit=0), so read
+        page by page: one request for the usual short task log."""
+        page = max(self.task_log_page, lines)
+        tail: deque[str] = deque(maxlen=lines)
+        start = 0
+        for _ in range(self.task_log_max_pages):
+            chunk = await self._call(budget, "GET", f"{base}/log", {"start": start, "limit": page})
+            if not isinstance(chunk, list):
+                raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
+            for entry in chunk:
+                tail.append(str(entry.get("t", "")) if isinstance(entry, dict) else str(entry))
+            if len(chunk) < page:
+                break
+            last = chunk[-1]
+            line_number = _int(last.get("n")) if isinstance(last, dict) else None
+            start = line_number if line_number else start + len(chunk)
+        return list(tail)
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    async def node_status(self, args: t.NodeStatusArgs, budget: Budget) -> t.NodeStatusResult:
+        listed = await self._call(budget, "GET", "/nodes")
+        if not isinstance(listed, list):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's node list is not a list")
+        entries = sorted((e for e in listed if isinstance(e, dict) and e.get("node")), key=lambda e: str(e["node"]))
+        if args.node is not None:
+            entry = next((e for e in entries if e["node"] == args.node), None)
+            if entry is None:
+                known = ", ".join(str(e["node"]) for e in entries)
+                raise ServiceFailure(ErrorCode.NOT_FOUND, f"node {args.node} is not in cluster {self.cluster} "
+                                     f"(nodes: {known})")
+            detail = await self._node_detail(entry, budget) if entry.get("status") == "online" else None
+            return t.NodeStatusResult(nodes=[node_info(entry, detail)])
+        gate = asyncio.Semaphore(self.node_concurrency)
+
+        async def one(entry: Mapping[str, Any]) -> t.NodeInfo:
+            if entry.get("status") != "online":
+                return node_info(entry)
+            async with gate:
+                try:
+                    return node_info(entry, await self._node_detail(entry, budget))
+                except ServiceFailure as exc:
+                    # One slow or broken node must not hide the others: keep what the list says about it.
+                    log.warning("node status failed", extra={"cluster": self.cluster, "code": exc.code.value})
+                    return node_info(entry)
+
+        return t.NodeStatusResult(nodes=list(await asyncio.gather(*(one(e) for e in entries))))
+
+    async def _node_detail(self, entry: Mapping[str, Any], budget: Budget) -> Mapping[str, Any] | None:
+        data = await self._call(budget, "GET", f"/nodes/{_seg(entry['node'])}/status")
+        return data if isinstance(data, dict) else None
+
+    # --- generic ----------------------------------------------------------------------------
+
+    async def proxmox_api(self, args: t.ProxmoxApiArgs, budget: Budget) -> t.ProxmoxApiResult:
+        path = normalize_api_path(args.path)
+        data = await self._call(budget, args.method, path, encode_params(args.data))
+        return t.ProxmoxApiResult(method=args.method, path=path or "/", data=data)
+
+    async def probe(self, budget: Budget) -> t.ProbeResult:
+        """GET /version: reachability, TLS trust and credentials in one request (for health checks)."""
+        started = time.perf_counter()
+        try:
+            data = await self._call(budget, "GET", "/version")
+        except ServiceFailure as exc:
+            return t.ProbeResult(ok=False, latency_ms=_ms(started), detail=exc.info.as_text(),
+                                 insecure_tls=self.backend.insecure_tls)
+        version = data.get("version") if isinstance(data, dict) else None
+        detail = f"Proxmox VE {version}" if version else "Proxmox API answered"
+        if self.backend.insecure_tls:
+            detail += "; TLS NOT VERIFIED (PROXMOX_VERIFY_SSL=false)"
+        return t.ProbeResult(ok=True, latency_ms=_ms(started), detail=detail, insecure_tls=self.backend.insecure_tls)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,103 @@
+"""Entry point of the api-worker: `proxmox-mcp-api-worker` (or `proxmox-mcp api-worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from proxmox_mcp_contracts.settings import ProxmoxConfig
+from proxmox_mcp_contracts.subjects import API_SERVICE_NAME
+from proxmox_mcp_runtime import metrics
+from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.logs import configure_logging
+from proxmox_mcp_runtime.metrics_http import MetricsConfigError, serve_metrics_from_env
+from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
+from pydantic import ValidationError
+
+from proxmox_mcp_api_worker.handlers import ApiWorker
+from proxmox_mcp_api_worker.settings import ApiWorkerSettings
+
+log = logging.getLogger("proxmox_mcp_api_worker")
+
+
+def _version() -> str:
+    try:
+        return version("proxmox-mcp-api-worker")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def build_worker(config: ProxmoxConfig, settings: ApiWorkerSettings) -> tuple[ApiWorker, WorkerRuntime]:
+    worker = ApiWorker(config, settings)
+    runtime = WorkerRuntime(
+        service_name=API_SERVICE_NAME,
+        version=_version(),
+        endpoints=worker.endpoints(),
+        description="Drives the Proxmox VE API (guests, tasks, nodes, generic calls)",
+        observer=metrics.worker_observer("api"),
+    )
+    return worker, runtime
+
+
+def announce(worker: ApiWorker) -> None:
+    """Start-up log: configuration problems, and a loud warning for every cluster whose TLS is not verified."""
+    for problem in worker.problems:
+        log.error("api configuration problem: calls will fail until it is fixed", extra={"problem": problem})
+    for cluster in worker.insecure_clusters:
+        log.warning(
+            "INSECURE: TLS verification of the Proxmox API is OFF (PROXMOX_VERIFY_SSL=false / api.verify_ssl = "
+            "false): anyone on the network path can read the API credentials and forge answers. Pin the "
+            "certificate instead (PROXMOX_FINGERPRINT / api.fingerprint) or set a CA file (PROXMOX_CA_FILE)",
+            extra={"cluster": cluster, "insecure_tls": True},
+        )
+
+
+async def run(config: ProxmoxConfig, settings: ApiWorkerSettings, stop: asyncio.Event | None = None) -> None:
+    worker, runtime = build_worker(config, settings)
+    if not worker.clusters:
+        raise ConfigError("no cluster to serve (check PMCP_API_CLUSTERS against the configured cluster names)")
+    announce(worker)
+    metrics.track_worker_in_flight("api", lambda: runtime.inflight)
+    try:
+        await serve_until_stopped(settings.nats_url, runtime, drain_timeout=settings.drain_timeout, stop=stop)
+    finally:
+        await worker.close()
+
+
+def load(env: dict[str, str] | None = None) -> tuple[ProxmoxConfig, ApiWorkerSettings]:
+    settings = ApiWorkerSettings()
+    environ = dict(os.environ if env is None else env)
+    if settings.config_path is not None:
+        environ["PMCP_CONFIG"] = str(settings.config_path)
+    return load_proxmox_config(environ, dotenv=settings.env_file), settings
+
+
+def main() -> None:
+    configure_logging("api-worker")
+    try:
+        config, settings = load()
+        server = serve_metrics_from_env("api-worker", _version())
+    except (ConfigError, MetricsConfigError) as exc:
+        log.error("cannot start the api-worker", extra={"problem": str(exc)})
+        sys.exit(2)
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        log.error("cannot start the api-worker", extra={"problem": problem})
+        sys.exit(2)
+    try:
+        asyncio.run(run(config, settings))
+    except ConfigError as exc:
+        log.error("cannot start the api-worker", extra={"problem": str(exc)})
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The api-worker's own settings (environment only; Proxmox credentials come from the cluster config, never argv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiWorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    config_path: Path | None = Field(
+        default=None, validation_alias="PMCP_CONFIG",
+        description="TOML cluster config; without it the original SSH_*/PROXMOX_* variables describe one cluster",
+    )
+    env_file: Path = Field(default=Path(".env"), validation_alias="PMCP_ENV_FILE")
+    clusters: str | None = Field(
+        default=None, validation_alias="PMCP_API_CLUSTERS", description="Comma list: serve only these clusters"
+    )
+    drain_timeout: float = Field(default=30.0, gt=0, validation_alias="PMCP_DRAIN_TIMEOUT")
+    threads: int = Field(
+        default=32, ge=2, le=512, validation_alias="PMCP_API_THREADS",
+        description="Blocking Proxmox requests at once per cluster (also the HTTPS connection pool size)",
+    )
+    node_concurrency: int = Field(
+        default=4, ge=1, le=64, validation_alias="PMCP_API_NODE_CONCURRENCY",
+        description="node_status for all nodes: node status requests at once",
+    )
+    deadline_margin: float = Field(
+        default=0.2, ge=0, validation_alias="PMCP_API_DEADLINE_MARGIN",
+        description="Proxmox requests time out this long before the call's deadline, so their error wins",
+    )
+    max_reply_bytes: int = Field(
+        default=1_000_000, ge=16_384, validation_alias="PMCP_API_MAX_REPLY_BYTES",
+        description="Largest JSON reply; NATS refuses messages over its max_payload (1 MiB by default)",
+    )
+    task_log_page: int = Field(
+        default=500, ge=10, le=50_000, validation_alias="PMCP_API_TASK_LOG_PAGE",
+        description="Task log lines fetched per request while looking for a log's tail",
+    )
+    task_log_max_pages: int = Field(default=40, ge=1, le=1000, validation_alias="PMCP_API_TASK_LOG_MAX_PAGES")
+
+    def cluster_names(self) -> list[str] | None:
+        if not self.clusters:
+            return None
+        return [name.strip() for name in self.clusters.split(",") if name.strip()]
