@@ -34,6 +34,11 @@ class SshSettings(_Model):
     keepalive_interval: int = Field(default=15, ge=0)
     max_output_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_command_timeout: int = Field(default=300, ge=1)
+    remote_timeout: bool = Field(
+        default=True,
+        description="Also run commands under the host's `timeout` (exec timeout --signal=TERM --kill-after=K N "
+        "argv) so they end even if the SSH signal request is ignored; turn off for hosts without GNU timeout",
+    )
 
 
 class ApiSettings(_Model):

@@ -203,3 +203,6 @@ class ProbeResult(_Result):
     ok: bool
     latency_ms: float
     detail: str = ""
+    insecure_tls: bool = Field(
+        default=False, description="The api-worker does not verify the Proxmox certificate (PROXMOX_VERIFY_SSL=false)"
+    )

@@ -42,10 +42,27 @@ def load_config_file(path: Path) -> ProxmoxConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     try:
-        return ProxmoxConfig.model_validate(data)
+        config = ProxmoxConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"config file {path}: {problems}") from None
+    return _relative_to(config, path.parent)
+
+
+def _relative_to(config: ProxmoxConfig, base: Path) -> ProxmoxConfig:
+    """Relative file paths in a config file (keys, known_hosts, CA files) are relative to the file itself, so
+    a config loaded as a systemd credential can name its sibling credentials (key_path = "ssh-key")."""
+    clusters = []
+    for cluster in config.clusters:
+        updates = {}
+        for name in ("ssh", "api"):
+            section = getattr(cluster, name)
+            fixed = {field: base / value for field in type(section).model_fields
+                     if isinstance(value := getattr(section, field), Path) and not value.is_absolute()}
+            if fixed:
+                updates[name] = section.model_copy(update=fixed)
+        clusters.append(cluster.model_copy(update=updates) if updates else cluster)
+    return config.model_copy(update={"clusters": clusters})
 
 
 def load_proxmox_config(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> ProxmoxConfig:
