@@ -53,6 +53,15 @@ class SimClient:
         response.raise_for_status()
         return response.json()["data"]
 
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SimClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def guests(self) -> list[dict[str, Any]]:
         return [r for r in self.get("/cluster/resources", type="vm")]
 

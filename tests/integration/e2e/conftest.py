@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
@@ -13,8 +13,9 @@ from tests.support.mcp_client import SimClient
 
 
 @pytest.fixture(scope="session")
-def sim(demo: DemoStack) -> SimClient:
-    return SimClient(demo.sim)
+def sim(demo: DemoStack) -> Iterator[SimClient]:
+    with SimClient(demo.sim) as client:
+        yield client
 
 
 @pytest.fixture

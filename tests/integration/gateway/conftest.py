@@ -28,7 +28,7 @@ FAST = {
 
 
 def sim_dict(sim: SimInfo) -> dict[str, Any]:
-    return {f.name: getattr(sim, f.name) for f in dataclasses.fields(sim) if f.name != "proc"}
+    return {f.name: getattr(sim, f.name) for f in dataclasses.fields(sim) if f.name not in ("proc", "raw")}
 
 
 @dataclass

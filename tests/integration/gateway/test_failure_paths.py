@@ -6,24 +6,17 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
 import pytest
 from mcp import Client
 
-from tests.integration.gateway.conftest import FAST, FailureStack
-from tests.support.mcp_client import http_client
+from tests.integration.gateway.conftest import FAST, FailureStack, sim_dict
+from tests.support.mcp_client import SimClient, http_client
 from tests.support.nats import start_nats
 from tests.support.services import start_gateway
 from tests.support.sim import clear_sim_faults, sim_faults
-
-
-@pytest.fixture
-async def client(stack: FailureStack) -> AsyncIterator[Client]:
-    async with http_client(stack.gateway.url, stack.gateway.token) as mcp:
-        yield mcp
 
 
 @pytest.fixture
@@ -88,24 +81,36 @@ async def test_invalid_arguments_are_refused_before_any_worker_is_asked(stack: F
         lonely.proc.stop()
 
 
-async def test_simulator_500_becomes_upstream_error(stack: FailureStack, client: Client, no_faults: Any) -> None:
+async def test_simulator_500_becomes_upstream_error(stack: FailureStack, no_faults: Any) -> None:
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        await _test_simulator_500_becomes_upstream_error(stack, client)
+
+
+async def _test_simulator_500_becomes_upstream_error(stack: FailureStack, client: Client) -> None:
     sim_faults(stack.sim, [{"path": "^/cluster/resources", "error_rate": 1.0, "status": 500,
                             "message": "simulated failure"}])
     _, structured, _ = await _error(client, "list_vms", {})
     assert structured["code"] == "upstream_error"
 
 
-async def test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, client: Client,
-                                                               no_faults: Any) -> None:
+async def test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, no_faults: Any) -> None:
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        await _test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack, client)
+
+
+async def _test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, client: Client) -> None:
     sim_faults(stack.sim, [{"path": "^/nodes$", "latency_ms": 20000}])
     _, structured, elapsed = await _error(client, "node_status", {})
     assert structured["code"] == "timeout"
     assert elapsed < 10
 
 
-async def test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(
-    stack: FailureStack, client: Client, no_faults: Any
-) -> None:
+async def test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack: FailureStack, no_faults: Any) -> None:
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        await _test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack, client)
+
+
+async def _test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack: FailureStack, client: Client) -> None:
     guest = next(g for g in _guests(stack) if g["type"] == "qemu")
     sim_faults(stack.sim, [{"path": "/status/current$", "latency_ms": 20000}])
     before = await _requests_seen(stack.nats.url, "proxmox-mcp-api-worker")
@@ -122,9 +127,12 @@ async def test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(
     stack.restart_worker("api-worker")
 
 
-async def test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(
-    stack: FailureStack, client: Client, no_faults: Any
-) -> None:
+async def test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack: FailureStack, no_faults: Any) -> None:
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        await _test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack, client)
+
+
+async def _test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack: FailureStack, client: Client) -> None:
     await _await_worker(stack, client)
     guest = next(g for g in _guests(stack) if g["type"] == "qemu" and g["status"] == "stopped"
                  and not g.get("template"))
@@ -140,7 +148,12 @@ async def test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(
     stack.restart_worker("api-worker")
 
 
-async def test_sigterm_lets_the_in_flight_call_finish(stack: FailureStack, client: Client, no_faults: Any) -> None:
+async def test_sigterm_lets_the_in_flight_call_finish(stack: FailureStack, no_faults: Any) -> None:
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        await _test_sigterm_lets_the_in_flight_call_finish(stack, client)
+
+
+async def _test_sigterm_lets_the_in_flight_call_finish(stack: FailureStack, client: Client) -> None:
     await _await_worker(stack, client)
     guest = _guests(stack)[0]
     sim_faults(stack.sim, [{"path": "/status/current$", "latency_ms": 1500}])
@@ -174,10 +187,9 @@ async def test_calls_work_again_after_nats_restarts_on_the_same_port(stack: Fail
 
 
 def _guests(stack: FailureStack) -> list[dict[str, Any]]:
-    from tests.integration.gateway.conftest import sim_dict
-    from tests.support.mcp_client import SimClient
 
-    return SimClient(sim_dict(stack.sim)).guests()
+    with SimClient(sim_dict(stack.sim)) as sim:
+        return sim.guests()
 
 
 async def _await_worker(stack: FailureStack, client: Client, timeout: float = 20) -> None:

@@ -80,9 +80,11 @@ class EmbeddedStack:
 def config_for_sim(sim: dict[str, Any]) -> ProxmoxConfig:
     """The cluster definition that points both workers at a running simulator, with its keys pinned."""
     token = sim["admin_token"]
+    ports = sim.get("ssh_node_ports") or {}
     cluster = ClusterConfig(
         name="default",
-        hosts=[HostConfig(node=node, address=sim["host"], port=int(sim["ssh_port"])) for node in sim["nodes"]],
+        hosts=[HostConfig(node=node, address=sim["host"], port=int(ports.get(node, sim["ssh_port"])))
+               for node in sim["nodes"]],
         ssh=SshSettings(
             user=sim.get("ssh_user", "root"),
             port=int(sim["ssh_port"]),
