@@ -43,8 +43,9 @@ def start_gateway(nats_url: str, workdir: Path, *, token: str | None = None,
     port = free_port()
     secret = token or "gw-" + os.urandom(16).hex()
     token_file = write_private(workdir / f"gateway-{port}.token", secret)
+    # Token store and audit log stay in the test's directory (never the user's ~/.local/state).
     full_env = {"NATS_URL": nats_url, "PMCP_PORT": str(port), "PMCP_TOKEN_FILE": str(token_file),
-                "LOG_LEVEL": "INFO", **(env or {})}
+                "PMCP_STATE_DIR": str(workdir / f"gateway-{port}-state"), "LOG_LEVEL": "INFO", **(env or {})}
     proc = start_process(f"gateway-{port}", [sys.executable, "-m", "proxmox_mcp_cli.main", "gateway"], workdir,
                          env=full_env)
 

@@ -66,7 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailureStack]:
         built = FailureStack(workdir=workdir, nats=nats, sim=sim, config_path=config_path, gateway=gateway,
                              workers=workers)
         yield built
-        procs += built.workers.values()
+        # Tests replace workers and restart NATS: stop what the stack holds now.
+        procs += [*built.workers.values(), built.nats.proc]
     finally:
         for proc in reversed(procs):
             proc.stop()

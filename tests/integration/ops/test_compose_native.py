@@ -124,7 +124,6 @@ def test_the_worker_metrics_endpoints_are_what_prometheus_scrapes(demo: NativeDe
         assert "proxmox_mcp_build_info" in text, name
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway /metrics is wired by the lead (ops report); drop this mark then")
 def test_the_gateway_serves_metrics_for_prometheus(demo: NativeDemo) -> None:
     assert "proxmox_mcp_tool_calls_total" in httpx2.get(f"{demo.gateway_url}/metrics", timeout=5).text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
 
 
 def _die_with_parent() -> None:
@@ -79,16 +81,15 @@ class ChildGroup:
                 raise ChildFailed(f"{child.name} exited with code {child.popen.returncode}:\n{child.log_tail()}")
 
     def stop_all(self, timeout: float = 10.0) -> None:
+        """Newest first, one after another: workers drain while NATS is still up to carry their replies."""
         for child in reversed(self.children):
             if child.alive():
                 with contextlib.suppress(ProcessLookupError):
                     child.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in reversed(self.children):
-            remaining = max(0.1, deadline - time.monotonic())
             try:
-                child.popen.wait(timeout=remaining)
+                child.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                log.warning("child did not stop in time; killing it", extra={"child": child.name})
                 child.popen.kill()
                 child.popen.wait(timeout=5)
         self.children.clear()

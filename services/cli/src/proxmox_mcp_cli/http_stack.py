@@ -20,6 +20,7 @@ from pathlib import Path
 
 import uvicorn
 from proxmox_mcp_gateway.app import Gateway, build_app
+from proxmox_mcp_gateway.server import uvicorn_config
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import SecretStr
 
@@ -104,12 +105,14 @@ async def run_http_stack(
     try:
         info = prepare(stack)
         token = options.token or secrets.token_urlsafe(32)
+        # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
         settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
                                    token=SecretStr(token), default_cluster=info.config.default_name)
+        if demo:
+            settings = settings.model_copy(update={"state_dir": workdir / "state"})
         app = build_app(settings)
         gateway: Gateway = app.state.gateway
-        server = _QuietServer(uvicorn.Config(app, host=options.host, port=options.port, log_config=None,
-                                             access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+        server = _QuietServer(uvicorn_config(app, options.host, options.port, timeout_graceful_shutdown=5))
         serving = asyncio.create_task(server.serve())
         ready = asyncio.create_task(_wait_ready(gateway, server, stack, options.ready_timeout))
         await asyncio.wait({ready, serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)

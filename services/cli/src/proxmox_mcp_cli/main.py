@@ -11,6 +11,7 @@ from pathlib import Path
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.logs import configure_logging
 
+from proxmox_mcp_cli import doctor, keygen, tokens_cli
 from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo, config_for_sim
 
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="run the HTTP gateway only (containers, systemd)")
     sub.add_parser("ssh-worker", help="run the SSH worker only")
     sub.add_parser("api-worker", help="run the API worker only")
+    doctor.add_parser(sub)
+    keygen.add_parser(sub)
+    tokens_cli.add_parser(sub)
     return parser
 
 
@@ -99,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         return _run_http(args, demo=False)
     if args.command == "stdio":
         return _run_stdio(args)
+    if args.command == "doctor":
+        return doctor.run_doctor(args)
+    if args.command == "keygen":
+        return keygen.run(args)
+    if args.command == "token":
+        return tokens_cli.run(args)
     if args.command == "gateway":
         from proxmox_mcp_gateway.server import main as gateway_main
 

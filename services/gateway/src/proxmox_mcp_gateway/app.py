@@ -10,17 +10,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from mcp.server.transport_security import TransportSecuritySettings
 from proxmox_mcp_contracts.errors import ServiceFailure
+from proxmox_mcp_runtime import metrics as m
+from proxmox_mcp_runtime.metrics_http import HttpMetricsMiddleware, render_latest
 
+from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import BearerAuthMiddleware, TokenAuthenticator, TokenRecord, digest_secret
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
-from proxmox_mcp_gateway.calls import CallLimits, ToolExecutor
+from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
+from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
 from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
+from proxmox_mcp_gateway.security import audit_rejections, build_security, edge_policy, register_startup_secrets
 from proxmox_mcp_gateway.settings import GatewaySettings
+from proxmox_mcp_gateway.telemetry import install_gateway_metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +42,18 @@ class Gateway:
     executor: ToolExecutor
     health: HealthMonitor
 
+    @property
+    def security(self) -> CallSecurity:
+        return self.executor.security
+
+    @property
+    def audit(self) -> AuditLog | None:
+        """The audit log; `.failures` / `.healthy` are what the ops side exports as metrics."""
+        return self.executor.security.audit
+
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
+    register_startup_secrets(settings)
     bus = WorkerBus(BusSettings(nats_url=settings.nats_url, heartbeat_interval=settings.heartbeat_interval))
     limits = CallLimits(
         api_timeout=settings.api_timeout,
@@ -46,10 +62,12 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         task_poll_interval=settings.task_poll_interval,
         default_cluster=settings.default_cluster,
     )
-    executor = ToolExecutor(bus, limits)
+    executor = ToolExecutor(bus, limits, build_security(settings))
     health = HealthMonitor(bus, cluster=settings.default_cluster, interval=settings.probe_interval,
                            timeout=settings.probe_timeout)
-    return Gateway(settings=settings, bus=bus, executor=executor, health=health)
+    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health)
+    install_gateway_metrics(gateway)
+    return gateway
 
 
 def authenticator_from(settings: GatewaySettings) -> TokenAuthenticator:
@@ -58,15 +76,19 @@ def authenticator_from(settings: GatewaySettings) -> TokenAuthenticator:
     if secret:
         records.append(TokenRecord(token_id="static", digest=digest_secret(secret), scope=settings.token_scope,
                                    command_profile=settings.token_profile))
-    return TokenAuthenticator(records)
+    return TokenAuthenticator(records, store_path=settings.tokens_path())
+
+
+LOCAL_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
+LOCAL_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "https://127.0.0.1:*",
+                 "https://localhost:*", "https://[::1]:*", "http://127.0.0.1", "http://localhost",
+                 "https://127.0.0.1", "https://localhost")
 
 
 def transport_security(settings: GatewaySettings) -> TransportSecuritySettings:
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", *settings.allowed_hosts]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "https://127.0.0.1:*", "https://localhost:*",
-               *settings.allowed_origins]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                     allowed_origins=origins)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                     allowed_hosts=[*LOCAL_HOSTS, *settings.allowed_hosts],
+                                     allowed_origins=[*LOCAL_ORIGINS, *settings.allowed_origins])
 
 
 async def _connect_forever(gateway: Gateway) -> None:
@@ -87,7 +109,9 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
     server = build_mcp_server(gw.executor)
-    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
+    security = transport_security(settings)
+    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
+                                         max_request_body_size=settings.max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -100,9 +124,13 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             connecting.cancel()
             await gw.health.stop()
             await gw.bus.close()
+            if gw.audit is not None:
+                await gw.audit.close()
 
     app = FastAPI(title="proxmox-mcp gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gw
+    app.state.mcp_server = server
+    app.state.mcp_app = mcp_app
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -115,6 +143,11 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
                                                         for k in ("nats", "ssh-worker", "api-worker")}}
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, media_type = render_latest()
+        return Response(body, media_type=media_type)
+
     @app.exception_handler(ServiceFailure)
     async def service_failure(_request: Any, exc: ServiceFailure) -> JSONResponse:
         return error_response(exc.info)
@@ -122,6 +155,12 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     app.include_router(build_rest_router(gw.executor))
     # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/.
     app.mount("/", mcp_app)
+    # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
+    # body cap -> routes. Unauthenticated clients are turned away before their body is read.
+    on_reject = audit_rejections(gw.audit, on_refused=m.count_auth_failure)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
-                       protected_prefixes=PROTECTED_PREFIXES)
+                       protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject)
+    app.add_middleware(EdgeMiddleware, policy=edge_policy(settings, security), on_reject=on_reject)
+    app.add_middleware(HttpMetricsMiddleware)
     return app

@@ -1,22 +1,48 @@
-"""Bearer-token authentication of callers (tokens are compared as SHA-256 digests, in constant time)."""
+"""Bearer-token authentication of callers: static tokens and the token store, compared as SHA-256 digests.
+
+The store file is re-read when it changes (one stat() per request), so `proxmox-mcp token revoke` takes
+effect on the next request without a restart.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import ipaddress
+import logging
+import os
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.envelope import Scope as CallerScope
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from proxmox_mcp_gateway.edge import RejectHook, client_address, send_json_error
+from proxmox_mcp_gateway.tokens import TokenEntry, TokenStore, TokenStoreError, token_id_of
+
+log = logging.getLogger(__name__)
+
 CALLER_STATE_KEY = "pmcp_caller"
+
+
+class Principal(Caller):
+    """A Caller plus what only the gateway needs. Envelopes carry the Caller fields only (pydantic
+    serializes a field by its declared type), so the allowlist never travels to the workers."""
+
+    allowed_tools: frozenset[str] | None = None
+    """Tools this token may use; None = every tool its scope allows."""
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class TokenRecord:
+    """A static token (PMCP_TOKEN / PMCP_TOKEN_FILE)."""
+
     token_id: str
     digest: bytes
     scope: CallerScope
@@ -27,13 +53,65 @@ def digest_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+class AuthStatus(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ADDRESS_REFUSED = "address_refused"
+
+
+_MESSAGES = {
+    AuthStatus.MISSING: "missing bearer token",
+    AuthStatus.INVALID: "invalid bearer token",
+    AuthStatus.EXPIRED: "the bearer token has expired",
+    AuthStatus.REVOKED: "the bearer token has been revoked",
+    AuthStatus.ADDRESS_REFUSED: "this token may not be used from this address",
+}
+
+
+_REASONS = {
+    AuthStatus.OK: "ok",
+    AuthStatus.MISSING: "missing_token",
+    AuthStatus.INVALID: "invalid_token",
+    AuthStatus.EXPIRED: "expired",
+    AuthStatus.REVOKED: "revoked",
+    AuthStatus.ADDRESS_REFUSED: "forbidden_address",
+}
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    status: AuthStatus
+    caller: Principal | None = None
+    token_id: str | None = None
+    """The token that was presented when it could be identified (also for expired/revoked/refused)."""
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES.get(self.status, "ok")
+
+
 class TokenAuthenticator:
-    def __init__(self, records: list[TokenRecord]) -> None:
+    def __init__(self, records: list[TokenRecord], store_path: Path | None = None) -> None:
         self._records = list(records)
+        self._store = TokenStore(store_path) if store_path is not None else None
+        self._entries: dict[str, TokenEntry] = {}
+        self._stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
 
     def authenticate(self, secret: str | None, address: str | None = None) -> Caller | None:
+        return self.check(secret, address).caller
+
+    def check(self, secret: str | None, address: str | None = None) -> AuthResult:
         if not secret:
-            return None
+            return AuthResult(AuthStatus.MISSING)
+        token_id = token_id_of(secret)
+        if token_id is not None and self._store is not None:
+            stored = self._check_stored(token_id, secret, address)
+            if stored.status is not AuthStatus.INVALID:
+                return stored
         presented = digest_secret(secret)
         found: TokenRecord | None = None
         for record in self._records:
@@ -41,8 +119,58 @@ class TokenAuthenticator:
             if hmac.compare_digest(presented, record.digest):
                 found = record
         if found is None:
-            return None
-        return Caller(token_id=found.token_id, scope=found.scope, command_profile=found.command_profile, address=address)
+            return AuthResult(AuthStatus.INVALID)
+        return AuthResult(AuthStatus.OK, Principal(token_id=found.token_id, scope=found.scope,
+                                                   command_profile=found.command_profile, address=address),
+                          token_id=found.token_id)
+
+    def _check_stored(self, token_id: str, secret: str, address: str | None) -> AuthResult:
+        entry = self._current().get(token_id)
+        presented = hashlib.sha256(secret.encode()).hexdigest()
+        expected = entry.hash.removeprefix("sha256:") if entry is not None else "0" * 64
+        if not hmac.compare_digest(presented, expected) or entry is None:
+            return AuthResult(AuthStatus.INVALID)
+        if entry.revoked:
+            return AuthResult(AuthStatus.REVOKED, token_id=entry.id)
+        if entry.expired(datetime.now(UTC)):
+            return AuthResult(AuthStatus.EXPIRED, token_id=entry.id)
+        if entry.cidrs and not _address_in(address, entry.cidrs):
+            return AuthResult(AuthStatus.ADDRESS_REFUSED, token_id=entry.id)
+        caller = Principal(token_id=entry.id, scope=entry.scope, command_profile=entry.profile, address=address,
+                           allowed_tools=frozenset(entry.tools) if entry.tools is not None else None,
+                           name=entry.name)
+        return AuthResult(AuthStatus.OK, caller, token_id=entry.id)
+
+    def _current(self) -> dict[str, TokenEntry]:
+        assert self._store is not None
+        try:
+            st = os.stat(self._store.path)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0, 0)
+        if stamp == self._stamp:
+            return self._entries
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    self._entries = {e.id: e for e in self._store.load()}
+                except TokenStoreError as exc:
+                    # Fail closed: a store we cannot read grants nothing (static tokens still work).
+                    log.error("token store unreadable; stored tokens refused until it is fixed",
+                              extra={"reason": str(exc)})
+                    self._entries = {}
+                self._stamp = stamp
+        return self._entries
+
+
+def _address_in(address: str | None, cidrs: list[str]) -> bool:
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(c) for c in cidrs)
 
 
 def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -55,38 +183,38 @@ def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class BearerAuthMiddleware:
-    """Requires a valid bearer token on the protected path prefixes; puts the Caller in request.state."""
+    """Requires a valid bearer token on the protected path prefixes; puts the Principal in request.state."""
 
-    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator, protected_prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator, protected_prefixes: tuple[str, ...],
+                 on_reject: RejectHook | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.protected = protected_prefixes
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        secret = bearer_from_headers(scope.get("headers", []))
-        client = scope.get("client")
-        caller = self.authenticator.authenticate(secret, client[0] if client else None)
-        if caller is not None:
-            scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
-        elif any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected):
-            await _unauthorized(send, "missing bearer token" if not secret else "invalid bearer token")
+        protected = any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected)
+        address = client_address(scope)
+        result = self.authenticator.check(bearer_from_headers(scope.get("headers", [])), address)
+        if result.caller is not None:
+            scope.setdefault("state", {})[CALLER_STATE_KEY] = result.caller
+        elif protected:
+            refused = result.status is AuthStatus.ADDRESS_REFUSED
+            info = ErrorInfo(code=ErrorCode.PERMISSION_DENIED if refused else ErrorCode.UNAUTHENTICATED,
+                             message=result.message, details={"reason": _REASONS[result.status]})
+            if self.on_reject is not None:
+                await self.on_reject(scope, info, address, result.token_id)
+            challenge = None if refused else [(b"www-authenticate", _challenge(result.status))]
+            await send_json_error(send, info, extra=challenge)
             return
         await self.app(scope, receive, send)
 
 
-async def _unauthorized(send: Send, message: str) -> None:
-    body = json.dumps({"error": ErrorInfo(code=ErrorCode.UNAUTHENTICATED, message=message).model_dump(mode="json")})
-    await send({
-        "type": "http.response.start",
-        "status": 401,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"www-authenticate", b'Bearer realm="proxmox-mcp"'),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    })
-    await send({"type": "http.response.body", "body": body.encode()})
+def _challenge(status: AuthStatus) -> bytes:
+    if status is AuthStatus.MISSING:
+        return b'Bearer realm="proxmox-mcp"'
+    return f'Bearer realm="proxmox-mcp", error="invalid_token", error_description="{_MESSAGES[status]}"'.encode()

@@ -55,6 +55,10 @@ class WorkerBus:
         self._beats: dict[str, asyncio.Event] = {}
 
     @property
+    def nats_client(self) -> NatsClient | None:
+        return self._nc
+
+    @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
@@ -91,9 +95,12 @@ class WorkerBus:
         caller: Caller,
         deadline: float,
         idempotent: bool,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         subject = ssh_subject(cluster, op) if kind is WorkerKind.SSH else api_subject(cluster, op)  # type: ignore[arg-type]
         envelope = RequestEnvelope(op=op.value, cluster=cluster, args=args, deadline=deadline, caller=caller)
+        if request_id is not None:
+            envelope.request_id = request_id
         started = time.perf_counter()
         outcome = "ok"
         try:

@@ -81,12 +81,12 @@ def _fmt_bytes(value: int | None) -> str:
 
 def _render_list(r: dict[str, Any]) -> str:
     lines = [f"{r['count']} guest(s)"]
-    for vm in r["vms"]:
-        lines.append(
-            f"{vm['vmid']:>6} {vm['type']:<4} {vm['status']:<8} {vm['node']:<10} {vm.get('name') or '-'}"
-            f" mem {_fmt_bytes(vm.get('mem'))}/{_fmt_bytes(vm.get('maxmem'))}"
-            + (" (template)" if vm.get("template") else "")
-        )
+    lines.extend(
+        f"{vm['vmid']:>6} {vm['type']:<4} {vm['status']:<8} {vm['node']:<10} {vm.get('name') or '-'}"
+        f" mem {_fmt_bytes(vm.get('mem'))}/{_fmt_bytes(vm.get('maxmem'))}"
+        + (" (template)" if vm.get("template") else "")
+        for vm in r["vms"]
+    )
     return "\n".join(lines)
 
 

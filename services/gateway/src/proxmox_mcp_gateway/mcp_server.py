@@ -67,15 +67,23 @@ def tool_definition(spec: ToolSpec) -> types.Tool:
 
 
 def error_result(info: ErrorInfo) -> types.CallToolResult:
+    """A tool error. rate_limited travels this way too (details.retry_after), not as HTTP 429 on /mcp: the
+    official client turns a non-2xx POST into an opaque JSON-RPC 'Server returned an error response' and drops
+    Retry-After, while a tool error reaches the model with the code and the wait, keeps the session, and works
+    the same over stdio, which has no HTTP status at all."""
+    structured: dict[str, Any] = {"code": info.code.value, "message": info.message, "retryable": info.retryable}
+    if info.details:
+        structured["details"] = info.details
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=info.as_text())],
-        structured_content={"code": info.code.value, "message": info.message, "retryable": info.retryable},
-        is_error=True,
+        content=[types.TextContent(type="text", text=info.as_text())], structured_content=structured, is_error=True,
     )
 
 
 def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None) -> Server[Any]:
     """stdio_caller is the identity used when no HTTP request carries one (the stdio transport)."""
+
+    def transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
+        return "stdio" if ctx.request is None else "mcp-http"
 
     def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
         request = ctx.request
@@ -92,14 +100,17 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[tool_definition(s) for s in executor.visible_tools(caller_of(ctx))])
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         caller = caller_of(ctx)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
 
         try:
-            result = await executor.call(params.name, params.arguments, caller, progress)
+            result = await executor.call(params.name, params.arguments, caller, progress,
+                                         transport=transport_of(ctx))
         except ServiceFailure as exc:
             return error_result(exc.info)
         except Exception as exc:  # never leak a traceback to the client
@@ -145,12 +156,14 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
             return types.ReadResourceResult(contents=[types.TextResourceContents(uri=uri, mime_type="text/plain",
                                                                                 text=text)])
         try:
+            transport = transport_of(ctx) + "-resource"
             if uri == "proxmox://nodes":
-                data = await executor.call("node_status", {}, _read_only(caller))
+                data = await executor.call("node_status", {}, _read_only(caller), transport=transport)
             elif uri == "proxmox://vms":
-                data = await executor.call("list_vms", {}, _read_only(caller))
+                data = await executor.call("list_vms", {}, _read_only(caller), transport=transport)
             elif match := _VM_URI.match(uri):
-                data = await executor.call("vm_status", {"vmid": int(match.group(1))}, _read_only(caller))
+                data = await executor.call("vm_status", {"vmid": int(match.group(1))}, _read_only(caller),
+                                           transport=transport)
             else:
                 raise MCPError(types.INVALID_PARAMS, f"unknown resource {uri}")
         except ServiceFailure as exc:

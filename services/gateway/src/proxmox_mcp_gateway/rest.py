@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,10 @@ def _caller(request: Request) -> Caller | None:
 
 
 def error_response(info: ErrorInfo) -> JSONResponse:
+    headers: dict[str, str] = {}
+    retry_after = info.details.get("retry_after")
+    if info.code is ErrorCode.RATE_LIMITED and isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse(
         status_code=info.http_status,
         content={
@@ -33,6 +38,7 @@ def error_response(info: ErrorInfo) -> JSONResponse:
             "error": info.model_dump(mode="json"),
             "content": [{"type": "text", "text": info.as_text()}],
         },
+        headers=headers or None,
     )
 
 
@@ -73,7 +79,7 @@ def build_rest_router(executor: ToolExecutor) -> APIRouter:
         if not isinstance(arguments, dict):
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
         try:
-            result = await executor.call(body["name"], arguments, caller)
+            result = await executor.call(body["name"], arguments, caller, transport="rest")
         except ServiceFailure as exc:
             return error_response(exc.info)
         except Exception as exc:

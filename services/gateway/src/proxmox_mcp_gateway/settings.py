@@ -9,7 +9,13 @@ from proxmox_mcp_contracts.envelope import Scope
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from proxmox_mcp_gateway.edge import parse_networks
+from proxmox_mcp_gateway.limits import RateSpec, parse_tool_rates
+from proxmox_mcp_gateway.tokens import default_state_dir
+
 CommaList = Annotated[list[str], NoDecode]
+
+DEFAULT_TOOL_RATES = "execute_command=600/m,vm_action=600/m,proxmox_api=1200/m"
 
 
 class GatewaySettings(BaseSettings):
@@ -35,11 +41,50 @@ class GatewaySettings(BaseSettings):
     allowed_hosts: CommaList = Field(default_factory=list, description="Extra Host header values for /mcp")
     allowed_origins: CommaList = Field(default_factory=list, description="Extra Origin values for /mcp")
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    # --- security (issue 5) ---
+    state_dir: Path = Field(default_factory=default_state_dir,
+                            description="Token store and audit log live here unless set one by one")
+    tokens_file: Path | None = Field(default=None, description="Token store (default: STATE_DIR/tokens.json)")
+    read_only: bool = Field(default=False, description="Only read-scope tools for every caller")
+    allowed_cidrs: CommaList = Field(default_factory=list,
+                                     description="Client networks allowed (empty: any); /health stays open")
+    trusted_proxies: CommaList = Field(default_factory=list,
+                                       description="Peers whose X-Forwarded-For is believed (Caddy)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body (413 above)")
+    rate_limit: str = Field(default="6000/m", description="Calls per token: N/PERIOD (burst N) or off")
+    tool_rate_limits: str = Field(default=DEFAULT_TOOL_RATES,
+                                  description="Per token and tool: TOOL=N/PERIOD,... (off to disable one)")
+    max_concurrent_per_token: int = Field(default=32, ge=0, description="Calls in flight per token (0: no cap)")
+    audit_file: Path | None = Field(default=None, description="Audit JSONL (default: STATE_DIR/audit.jsonl)")
+    audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, description="Rotate the audit log past this")
+    audit_backups: int = Field(default=5, ge=0, le=1000)
+    command_profiles: Path | None = Field(default=None,
+                                          description="TOML with [profiles.NAME] command profiles beside the "
+                                          "built-in ones (must match the ssh-worker's)")
+
+    @field_validator("allowed_hosts", "allowed_origins", "allowed_cidrs", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_cidrs", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        RateSpec.parse(value)
+        return value
+
+    @field_validator("tool_rate_limits")
+    @classmethod
+    def _tool_rates(cls, value: str) -> str:
+        parse_tool_rates(value)
         return value
 
     def bearer_secret(self) -> str | None:
@@ -48,3 +93,9 @@ class GatewaySettings(BaseSettings):
         if self.token_file is not None:
             return self.token_file.read_text().strip() or None
         return None
+
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.state_dir / "tokens.json"
+
+    def audit_path(self) -> Path:
+        return self.audit_file or self.state_dir / "audit.jsonl"

@@ -7,9 +7,10 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
 from pydantic import SecretStr, ValidationError
 
-from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
+from proxmox_mcp_runtime.redact import register_model_secrets
 
 CONFIG_ENV = "PMCP_CONFIG"
 
@@ -66,7 +67,16 @@ def _relative_to(config: ProxmoxConfig, base: Path) -> ProxmoxConfig:
 
 
 def load_proxmox_config(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> ProxmoxConfig:
-    """PMCP_CONFIG wins; otherwise the original variables (SSH_HOST, PROXMOX_HOST, ...) from env and .env."""
+    """PMCP_CONFIG wins; otherwise the original variables (SSH_HOST, PROXMOX_HOST, ...) from env and .env.
+
+    Every secret of the loaded configuration is registered with the redactor, so no log line, result or
+    error of this process can carry it."""
+    config = _load(env, dotenv)
+    register_model_secrets(config)
+    return config
+
+
+def _load(env: Mapping[str, str] | None, dotenv: Path | None) -> ProxmoxConfig:
     merged: dict[str, str] = {}
     if dotenv is not None and dotenv.is_file():
         merged.update(read_dotenv(dotenv))

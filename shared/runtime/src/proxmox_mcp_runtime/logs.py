@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from proxmox_mcp_runtime.redact import redact_value
+
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -30,7 +32,8 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
+        # Every line passes the redactor (proxmox_mcp_runtime.redact): no secret reaches a log, whoever logged it.
+        return json.dumps(redact_value(entry), default=lambda value: redact_value(str(value)))
 
 
 def configure_logging(service: str, level: str | None = None) -> None:

@@ -21,6 +21,8 @@ from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.subjects import QUEUE_GROUP
 from pydantic import ValidationError
 
+from proxmox_mcp_runtime.redact import redact_value, sanitize_error
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RequestEnvelope], Awaitable[dict[str, Any]]]
@@ -100,7 +102,7 @@ class WorkerRuntime:
                 raise ServiceFailure(
                     ErrorCode.TIMEOUT, f"{endpoint.op} did not finish before the call's deadline"
                 ) from None
-            reply = ReplyEnvelope(request_id=envelope.request_id, result=result)
+            reply = ReplyEnvelope(request_id=envelope.request_id, result=redact_value(result))
             await request.respond(reply.model_dump_json().encode())
         except ValidationError as exc:
             outcome = ErrorCode.INVALID_ARGUMENT.value
@@ -110,7 +112,7 @@ class WorkerRuntime:
             ))
         except ServiceFailure as exc:
             outcome = exc.code.value
-            await _respond_error(request, exc.info)
+            await _respond_error(request, exc.info.model_copy(update={"message": sanitize_error(exc.info.message)}))
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
             log.error("handler failed", extra={"op": endpoint.op, "error_type": type(exc).__name__}, exc_info=False)
@@ -192,7 +194,8 @@ async def serve_until_stopped(
         log.info("stopping: draining")
         await runtime.drain(drain_timeout)
     finally:
+        # Bounded: with NATS already gone, drain() would wait on reconnects forever.
         with contextlib.suppress(Exception):
-            await nc.drain()
+            await asyncio.wait_for(nc.drain(), timeout=5)
         with contextlib.suppress(Exception):
-            await nc.close()
+            await asyncio.wait_for(nc.close(), timeout=2)

@@ -1,0 +1,96 @@
+"""Builds the gateway's security parts from its settings: access policy, limits, audit, edge policy, secrets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+from proxmox_mcp_contracts.errors import ErrorInfo
+from proxmox_mcp_runtime.command_policy import ProfileConfigError, ProfileSpec, load_profiles
+from proxmox_mcp_runtime.redact import register_env_secrets, register_secret
+from starlette.types import Scope
+
+from proxmox_mcp_gateway.access import AccessPolicy
+from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
+from proxmox_mcp_gateway.calls import CallSecurity
+from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook, parse_networks
+from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
+from proxmox_mcp_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class SecurityConfigError(ValueError):
+    """A security setting cannot be used; the message says which and why."""
+
+
+def load_profiles_file(path: Path) -> dict[str, ProfileSpec]:
+    """Command profiles from a TOML or JSON file (the `[profiles]` table), as the ssh-worker reads them."""
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return load_profiles(data)
+    except FileNotFoundError:
+        raise SecurityConfigError(f"PMCP_COMMAND_PROFILES: {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ProfileConfigError) as exc:
+        raise SecurityConfigError(f"PMCP_COMMAND_PROFILES {path}: {exc}") from None
+
+
+def load_command_profiles(settings: GatewaySettings) -> dict[str, ProfileSpec]:
+    return load_profiles_file(settings.command_profiles) if settings.command_profiles is not None else {}
+
+
+def build_security(settings: GatewaySettings) -> CallSecurity:
+    limiter = CallLimiter(per_token=RateSpec.parse(settings.rate_limit),
+                          per_tool=parse_tool_rates(settings.tool_rate_limits),
+                          max_concurrent=settings.max_concurrent_per_token)
+    audit = AuditLog(settings.audit_path(), max_bytes=settings.audit_max_bytes, backups=settings.audit_backups)
+    access = AccessPolicy(read_only=settings.read_only, extra_profiles=load_command_profiles(settings))
+    if settings.read_only:
+        log.warning("read-only mode: only read-scope tools are offered to any caller")
+    return CallSecurity(access=access, limiter=limiter, audit=audit)
+
+
+def edge_policy(settings: GatewaySettings, transport: TransportSecuritySettings) -> EdgePolicy:
+    return EdgePolicy(allowed_networks=parse_networks(settings.allowed_cidrs),
+                      trusted_proxies=parse_networks(settings.trusted_proxies),
+                      allowed_hosts=tuple(transport.allowed_hosts), allowed_origins=tuple(transport.allowed_origins))
+
+
+def register_startup_secrets(settings: GatewaySettings) -> None:
+    """Whatever secret this process knows is hidden from every result, error and log line it produces."""
+    register_env_secrets(os.environ)
+    with contextlib.suppress(OSError):  # an unreadable token file is reported where it is used
+        register_secret(settings.bearer_secret())
+
+
+def audit_rejections(audit: AuditLog | None, on_refused: Callable[[str], None] | None = None) -> RejectHook | None:
+    """The audit record of a request the edge or auth middleware refused (401/403/413/421); on_refused gets the
+    refusal's reason (or code) for metrics."""
+    if audit is None and on_refused is None:
+        return None
+
+    async def record(scope: Scope, info: ErrorInfo, address: str | None, token_id: str | None) -> None:
+        if on_refused is not None:
+            with contextlib.suppress(Exception):
+                on_refused(str(info.details.get("reason") or info.code.value))
+        if audit is None:
+            return
+        entry: dict[str, Any] = {
+            "ts": utc_timestamp(), "event": "http_rejected", "token_id": token_id, "client": address,
+            "transport": "http", "method": scope.get("method"), "path": scope.get("path"),
+            "result": info.code.value, "message": info.message,
+        }
+        try:
+            await audit.append(entry)
+        except AuditError:
+            log.error("could not audit a refused request", extra={"path": scope.get("path")})
+
+    return record
