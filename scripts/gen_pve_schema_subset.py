@@ -56,9 +56,15 @@ SELECTED = (
 _SELECTED_RE = re.compile("|".join(f"(?:{p})" for p in SELECTED))
 
 
-def strip_prose(node: Any) -> Any:
+def strip_prose(node: Any, *, names: bool = False) -> Any:
+    """Drop prose keys; the keys of a `properties` object are parameter names (e.g. a snapshot's
+    `description` parameter), never prose, so they are kept (names=True)."""
     if isinstance(node, dict):
-        return {key: strip_prose(value) for key, value in node.items() if key not in PROSE_KEYS}
+        return {
+            key: strip_prose(value, names=key == "properties" and not names)
+            for key, value in node.items()
+            if names or key not in PROSE_KEYS
+        }
     if isinstance(node, list):
         return [strip_prose(item) for item in node]
     return node

@@ -43,6 +43,10 @@ class ScriptedBackend:
     def insecure_tls(self) -> bool:
         return False
 
+    @property
+    def waits_for_tasks(self) -> bool:
+        return False
+
     async def request(self, method: Method, path: str, params: Params | None = None, *, timeout: float) -> Any:
         self.requests.append((method, path, dict(params) if params is not None else None, timeout))
         if (method, path) not in self.answers:

@@ -86,7 +86,11 @@ async def test_results_are_plain_json_dicts() -> None:
 
 
 @pytest.mark.parametrize("cluster, fragment", [
-    (ClusterConfig(name="lab", api=_api(mode="pvesh")), "api mode 'pvesh' is not supported"),
+    (ClusterConfig(name="lab", api=_api(mode="pvesh", host=None)), "api mode 'pvesh' needs an SSH host"),
+    (ClusterConfig(name="lab", api=_api(mode="ssh-tunnel", host=None)), "api mode 'ssh-tunnel' needs an SSH host"),
+    (ClusterConfig(name="lab", api=_api(mode="ssh-tunnel", token_name=None, token_value=None)),
+     "no Proxmox API credentials"),
+    (ClusterConfig(name="lab", api=_api(mode="ssh-tunnel", fingerprint="nope")), "SHA-256"),
     (ClusterConfig(name="lab", api=_api(token_name=None, token_value=None)), "no Proxmox API credentials"),
     (ClusterConfig(name="lab", api=_api(fingerprint="nope")), "SHA-256"),
     (ClusterConfig(name="lab", api=_api(host=None)), "no API host configured"),

@@ -1,4 +1,4 @@
-"""What every way of reaching the Proxmox API offers (direct HTTPS now; ssh-tunnel and pvesh later).
+"""What every way of reaching the Proxmox API offers (direct HTTPS, HTTPS through an SSH tunnel, pvesh over SSH).
 
 A backend takes a path *below* /api2/json and flat parameters, and returns the `data` member of the
 answer, or raises ServiceFailure with our error codes (see errors.py). Everything above it (operations,
@@ -32,6 +32,12 @@ class PveBackend(Protocol):
     @property
     def insecure_tls(self) -> bool:
         """True when TLS is not verified at all (PROXMOX_VERIFY_SSL=false without a pin or CA file)."""
+        ...
+
+    @property
+    def waits_for_tasks(self) -> bool:
+        """True when a task-starting request returns only after the task ended (pvesh): such requests get the
+        call's whole remaining time instead of the per-request ceiling."""
         ...
 
     async def request(self, method: Method, path: str, params: Params | None = None, *, timeout: float) -> Any:

@@ -1,5 +1,5 @@
-"""Proxmox API failures → our error codes. Shared by every backend: HTTPS answers and (later) pvesh output
-both become a PveHttpError first, so the same failure gives the same code in every mode."""
+"""Proxmox API failures → our error codes. Shared by every backend: HTTPS answers and pvesh output both become
+a PveHttpError first, so the same failure gives the same code in every mode."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ _NOT_FOUND = re.compile(
     r"does not exist|\bno such\b|not found|unknown (vm|ct|task|storage|node)|^hostname lookup '[^']*' failed",
     re.IGNORECASE,
 )
-# State errors: "CT 100 already running", "VM 100 not running", "VM is locked (backup)", "can't lock file".
+# State errors: "CT 100 already running", "VM 100 not running", "VM is locked (backup)", "can't lock file",
+# "snapshot name 'x' already used".
 _CONFLICT = re.compile(
     r"already running|not running|already stopped|is locked|\blocked\b|can't lock|already exists|"
-    r"is a template|already suspended|not suspended|is running",
+    r"is a template|already suspended|not suspended|is running|already used",
     re.IGNORECASE,
 )
 # pveproxy's own answers when it cannot forward a request to the node that owns the resource.

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import RequestEnvelope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
@@ -17,15 +18,17 @@ from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import BaseModel, ValidationError
 
+from proxmox_mcp_api_worker import ops_inventory, ops_snapshots, ops_tasks
 from proxmox_mcp_api_worker.backend import PveBackend
-from proxmox_mcp_api_worker.backends import build_backend
+from proxmox_mcp_api_worker.backends import backend_pool, build_backend
+from proxmox_mcp_api_worker.guest_exec import guest_exec
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_api_worker.settings import ApiWorkerSettings
 
 log = logging.getLogger(__name__)
 
-SERVED_OPS = (ApiOp.LIST_VMS, ApiOp.VM_STATUS, ApiOp.VM_ACTION, ApiOp.TASK_STATUS, ApiOp.NODE_STATUS,
-              ApiOp.PROXMOX_API, ApiOp.PROBE)
+SERVED_OPS = tuple(ApiOp)
+"""Every API operation, for every served cluster."""
 CERT_CHECK_INTERVAL = 300.0
 """Seconds between reads of the API certificate for the expiry metric."""
 
@@ -36,6 +39,10 @@ async def _probe(ops: ClusterOperations, _args: None, budget: Budget) -> BaseMod
     return await ops.probe(budget)
 
 
+async def _needs_caller(ops: ClusterOperations, _args: Any, budget: Budget) -> BaseModel:
+    raise AssertionError("guest_exec is dispatched with the caller by ApiWorker")
+
+
 OPERATIONS: dict[ApiOp, tuple[type[BaseModel] | None, Operation]] = {
     ApiOp.LIST_VMS: (t.ListVmsArgs, ClusterOperations.list_vms),
     ApiOp.VM_STATUS: (t.VmStatusArgs, ClusterOperations.vm_status),
@@ -44,6 +51,18 @@ OPERATIONS: dict[ApiOp, tuple[type[BaseModel] | None, Operation]] = {
     ApiOp.NODE_STATUS: (t.NodeStatusArgs, ClusterOperations.node_status),
     ApiOp.PROXMOX_API: (t.ProxmoxApiArgs, ClusterOperations.proxmox_api),
     ApiOp.PROBE: (None, _probe),
+    ApiOp.SNAPSHOT_LIST: (x.ListSnapshotsArgs, ops_snapshots.snapshot_list),
+    ApiOp.SNAPSHOT_CREATE: (x.SnapshotCreateArgs, ops_snapshots.snapshot_create),
+    ApiOp.SNAPSHOT_DELETE: (x.SnapshotDeleteArgs, ops_snapshots.snapshot_delete),
+    ApiOp.SNAPSHOT_ROLLBACK: (x.SnapshotRollbackArgs, ops_snapshots.snapshot_rollback),
+    ApiOp.STORAGE_LIST: (x.ListStorageArgs, ops_inventory.storage_list),
+    ApiOp.STORAGE_CONTENT: (x.StorageContentArgs, ops_inventory.storage_content),
+    ApiOp.TASK_LIST: (x.ListTasksArgs, ops_tasks.task_list),
+    ApiOp.TASK_LOG: (x.TaskLogArgs, ops_tasks.task_log),
+    ApiOp.CLUSTER_STATUS: (x.ClusterStatusArgs, ops_inventory.cluster_status),
+    ApiOp.CLUSTER_RESOURCES: (x.ClusterResourcesArgs, ops_inventory.cluster_resources),
+    ApiOp.NODE_NETWORK: (x.NodeNetworkArgs, ops_inventory.node_network),
+    ApiOp.GUEST_EXEC: (x.GuestExecArgs, _needs_caller),
 }
 
 
@@ -106,7 +125,23 @@ class ApiWorker:
                 except ValidationError as exc:
                     raise argument_error(op, exc) from None
             ops = self.operations[cluster]
+            if op is ApiOp.GUEST_EXEC:
+                assert isinstance(args, x.GuestExecArgs)
+                result = await guest_exec(
+                    ops, args, ops.budget(envelope.deadline), envelope.caller,
+                    max_output=self.clusters[cluster].ssh.max_output_bytes, max_reply=self.settings.max_reply_bytes,
+                    poll=self.settings.guest_exec_poll,
+                )
+                log.info("guest command finished", extra={
+                    "cluster": cluster, "vmid": result.vmid, "node": result.node, "exit_code": result.exit_code,
+                    "truncated": result.truncated, "duration_ms": result.duration_ms,
+                    "request_id": envelope.request_id, "token_id": envelope.caller.token_id})
+                return self._fit(op, result)
             result = await operation(ops, args, ops.budget(envelope.deadline))
+            if isinstance(result, x.TaskStartResult):
+                log.info("task started", extra={
+                    "cluster": cluster, "op": op.value, "vmid": result.vmid, "node": result.node,
+                    "upid": result.upid, "request_id": envelope.request_id, "token_id": envelope.caller.token_id})
             if op is ApiOp.VM_ACTION:
                 assert isinstance(result, t.VmActionResult)
                 log.info("vm action started", extra={
@@ -144,6 +179,17 @@ class ApiWorker:
                 metrics.set_api_certificate_not_after(cluster, metrics.certificate_not_after(der))
         except Exception as exc:  # a metric must never fail a probe
             log.debug("certificate read failed", extra={"cluster": cluster, "error_type": type(exc).__name__})
+
+    def check_configuration(self) -> list[str]:
+        """SSH credential problems of the ssh-tunnel and pvesh clusters (loads keys: blocking), for the start-up
+        log."""
+        problems: list[str] = []
+        for name, backend in self.backends.items():
+            pool = backend_pool(backend)
+            failure = pool.check_credentials() if pool is not None else None
+            if failure is not None:
+                problems.append(f"cluster {name}: {failure.info.message}")
+        return problems
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)

@@ -9,19 +9,26 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
 from proxmox_mcp_api_worker.backend import Method, Params, PveBackend, encode_params, normalize_api_path
 from proxmox_mcp_api_worker.upid import parse_upid
+from proxmox_mcp_api_worker.values import as_float as _float
+from proxmox_mcp_api_worker.values import as_int as _int
+from proxmox_mcp_api_worker.values import as_str as _str
+from proxmox_mcp_api_worker.values import flag as _flag
+from proxmox_mcp_api_worker.values import seg
 
 log = logging.getLogger(__name__)
 
 PVE_ACTION = {"restart": "reboot"}
 """Tool action → Proxmox status endpoint; the rest have the same name."""
 LXC_ACTIONS = frozenset({"start", "stop", "shutdown", "reboot", "suspend", "resume"})
+GUEST_NOUN = {"qemu": "a QEMU VM", "lxc": "an LXC container"}
+GUEST_LABEL = {"qemu": "VM", "lxc": "CT"}
+"""How Proxmox's own messages name a guest ("VM 100 ...", "CT 200 ...")."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,15 @@ class Budget:
     ceiling: float
     margin: float = 0.2
 
-    def timeout(self) -> float:
-        left = self.deadline - time.time() - self.margin
+    def timeout(self, *, whole: bool = False) -> float:
+        """Seconds for the next Proxmox request; whole=True: all the time left (a request that waits for a task)."""
+        left = self.left()
         if left <= 0:
             raise ServiceFailure(ErrorCode.TIMEOUT, "the call's deadline passed before Proxmox answered")
-        return min(left, self.ceiling)
+        return left if whole else min(left, self.ceiling)
+
+    def left(self) -> float:
+        return self.deadline - time.time() - self.margin
 
 
 @dataclass(frozen=True)
@@ -46,37 +57,6 @@ class Guest:
     node: str
     type: t.GuestType
     entry: Mapping[str, Any]
-
-
-def _seg(value: object) -> str:
-    """One path segment: anything that could start a new segment or a query is percent-encoded."""
-    return quote(str(value), safe=":@!=,+-_.~")
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _flag(value: Any) -> bool:
-    return value in (1, "1", True, "true")
 
 
 def vm_summary(entry: Mapping[str, Any]) -> t.VmSummary:
@@ -131,19 +111,22 @@ class ClusterOperations:
     def budget(self, deadline: float) -> Budget:
         return Budget(deadline=deadline, ceiling=self.ceiling, margin=self.margin)
 
-    async def _call(self, budget: Budget, method: Method, path: str, params: Params | None = None) -> Any:
-        return await self.backend.request(method, path, params, timeout=budget.timeout())
+    async def call(self, budget: Budget, method: Method, path: str, params: Params | None = None) -> Any:
+        """One Proxmox request within the call's budget (a pvesh request that waits for its task gets all of it)."""
+        whole = method != "GET" and self.backend.waits_for_tasks
+        return await self.backend.request(method, path, params, timeout=budget.timeout(whole=whole))
 
     # --- guests -----------------------------------------------------------------------------
 
     async def _guests(self, budget: Budget) -> list[Mapping[str, Any]]:
-        data = await self._call(budget, "GET", "/cluster/resources", {"type": "vm"})
+        data = await self.call(budget, "GET", "/cluster/resources", {"type": "vm"})
         if not isinstance(data, list):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
         return [e for e in data if isinstance(e, dict) and e.get("type") in ("qemu", "lxc") and "vmid" in e]
 
-    async def locate(self, vmid: int, node: str | None, budget: Budget) -> Guest:
-        """Where a VM or container lives and what it is, from the cluster's resource list."""
+    async def locate(self, vmid: int, node: str | None, budget: Budget, kind: t.GuestType | None = None) -> Guest:
+        """Where a VM or container lives and what it is, from the cluster's resource list; `kind` refuses a guest
+        of the other type (container tools must not act on a VM and the other way round)."""
         entry = next((e for e in await self._guests(budget) if _int(e.get("vmid")) == vmid), None)
         if entry is None:
             raise ServiceFailure(ErrorCode.NOT_FOUND, f"VM {vmid} not found in cluster {self.cluster} "
@@ -152,6 +135,9 @@ class ClusterOperations:
         if node is not None and node != actual:
             raise ServiceFailure(ErrorCode.NOT_FOUND, f"VM {vmid} is not on node {node}; it is on node {actual}",
                                  details={"vmid": vmid, "node": actual})
+        if kind is not None and entry["type"] != kind:
+            raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"{vmid} is {GUEST_NOUN[entry['type']]}, not "
+                                 f"{GUEST_NOUN[kind]}", details={"vmid": vmid, "type": entry["type"]})
         return Guest(vmid=vmid, node=actual, type=entry["type"], entry=entry)
 
     async def list_vms(self, args: t.ListVmsArgs, budget: Budget) -> t.ListVmsResult:
@@ -164,8 +150,8 @@ class ClusterOperations:
         return t.ListVmsResult(vms=vms, count=len(vms))
 
     async def vm_status(self, args: t.VmStatusArgs, budget: Budget) -> t.VmStatusResult:
-        guest = await self.locate(args.vmid, args.node, budget)
-        data = await self._call(budget, "GET", f"/nodes/{_seg(guest.node)}/{guest.type}/{guest.vmid}/status/current")
+        guest = await self.locate(args.vmid, args.node, budget, args.type)
+        data = await self.call(budget, "GET", f"/nodes/{seg(guest.node)}/{guest.type}/{guest.vmid}/status/current")
         if not isinstance(data, dict):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of VM {guest.vmid} is not an object")
         return t.VmStatusResult(
@@ -182,13 +168,13 @@ class ClusterOperations:
     async def vm_action(self, args: t.VmActionArgs, budget: Budget) -> t.VmActionResult:
         """Starts the Proxmox task and returns its UPID at once; the gateway follows it (task_status) when
         the caller wants to wait, so progress can be streamed. Never retried: it is not idempotent."""
-        guest = await self.locate(args.vmid, args.node, budget)
+        guest = await self.locate(args.vmid, args.node, budget, args.type)
         action = PVE_ACTION.get(args.action, args.action)
         if guest.type == "lxc" and action not in LXC_ACTIONS:
             raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"{args.vmid} is a container: containers have no "
                                  f"{args.action}; use one of {', '.join(sorted(LXC_ACTIONS | {'restart'}))}")
-        path = f"/nodes/{_seg(guest.node)}/{guest.type}/{guest.vmid}/status/{action}"
-        upid = await self._call(budget, "POST", path)
+        path = f"/nodes/{seg(guest.node)}/{guest.type}/{guest.vmid}/status/{action}"
+        upid = await self.call(budget, "POST", path)
         if not isinstance(upid, str) or not upid.startswith("UPID:"):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox started {action} of VM {guest.vmid} but "
                                  "returned no task id")
@@ -202,8 +188,8 @@ class ClusterOperations:
         if args.node is not None and args.node != upid.node:
             raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"task {args.upid} runs on node {upid.node}, "
                                  f"not {args.node}")
-        base = f"/nodes/{_seg(upid.node)}/tasks/{_seg(args.upid)}"
-        data = await self._call(budget, "GET", f"{base}/status")
+        base = f"/nodes/{seg(upid.node)}/tasks/{seg(args.upid)}"
+        data = await self.call(budget, "GET", f"{base}/status")
         if not isinstance(data, dict) or data.get("status") not in ("running", "stopped"):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of task {args.upid} is not understood")
         tail = await self._log_tail(base, args.log_lines, budget) if args.log_lines else []
@@ -223,7 +209,7 @@ class ClusterOperations:
         tail: deque[str] = deque(maxlen=lines)
         start = 0
         for _ in range(self.task_log_max_pages):
-            chunk = await self._call(budget, "GET", f"{base}/log", {"start": start, "limit": page})
+            chunk = await self.call(budget, "GET", f"{base}/log", {"start": start, "limit": page})
             if not isinstance(chunk, list):
                 raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
             for entry in chunk:
@@ -238,7 +224,7 @@ class ClusterOperations:
     # --- nodes ------------------------------------------------------------------------------
 
     async def node_status(self, args: t.NodeStatusArgs, budget: Budget) -> t.NodeStatusResult:
-        listed = await self._call(budget, "GET", "/nodes")
+        listed = await self.call(budget, "GET", "/nodes")
         if not isinstance(listed, list):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's node list is not a list")
         entries = sorted((e for e in listed if isinstance(e, dict) and e.get("node")), key=lambda e: str(e["node"]))
@@ -266,21 +252,21 @@ class ClusterOperations:
         return t.NodeStatusResult(nodes=list(await asyncio.gather(*(one(e) for e in entries))))
 
     async def _node_detail(self, entry: Mapping[str, Any], budget: Budget) -> Mapping[str, Any] | None:
-        data = await self._call(budget, "GET", f"/nodes/{_seg(entry['node'])}/status")
+        data = await self.call(budget, "GET", f"/nodes/{seg(entry['node'])}/status")
         return data if isinstance(data, dict) else None
 
     # --- generic ----------------------------------------------------------------------------
 
     async def proxmox_api(self, args: t.ProxmoxApiArgs, budget: Budget) -> t.ProxmoxApiResult:
         path = normalize_api_path(args.path)
-        data = await self._call(budget, args.method, path, encode_params(args.data))
+        data = await self.call(budget, args.method, path, encode_params(args.data))
         return t.ProxmoxApiResult(method=args.method, path=path or "/", data=data)
 
     async def probe(self, budget: Budget) -> t.ProbeResult:
         """GET /version: reachability, TLS trust and credentials in one request (for health checks)."""
         started = time.perf_counter()
         try:
-            data = await self._call(budget, "GET", "/version")
+            data = await self.call(budget, "GET", "/version")
         except ServiceFailure as exc:
             return t.ProbeResult(ok=False, latency_ms=_ms(started), detail=exc.info.as_text(),
                                  insecure_tls=self.backend.insecure_tls)

@@ -161,6 +161,15 @@ class HttpsBackend:
         return self.trust.insecure
 
     @property
+    def waits_for_tasks(self) -> bool:
+        return False
+
+    def retarget(self, host: str, port: int) -> None:
+        """Send the next requests to host:port (the ssh-tunnel mode's new local forward); trust and auth stay."""
+        self.host, self.port = host, port
+        self._base_url = f"https://{_bracketed(host)}:{port}/api2/json"
+
+    @property
     def auth_kind(self) -> str:
         return "ticket" if isinstance(self._auth, TicketAuth) else "token"
 

@@ -60,6 +60,8 @@ async def run(config: ProxmoxConfig, settings: ApiWorkerSettings, stop: asyncio.
     if not worker.clusters:
         raise ConfigError("no cluster to serve (check PMCP_API_CLUSTERS against the configured cluster names)")
     announce(worker)
+    for problem in await asyncio.to_thread(worker.check_configuration):
+        log.error("ssh configuration problem: calls will fail until it is fixed", extra={"problem": problem})
     metrics.track_worker_in_flight("api", lambda: runtime.inflight)
     try:
         await serve_until_stopped(settings.nats_url, runtime, drain_timeout=settings.drain_timeout, stop=stop)

@@ -42,6 +42,18 @@ class ApiWorkerSettings(BaseSettings):
         description="Task log lines fetched per request while looking for a log's tail",
     )
     task_log_max_pages: int = Field(default=40, ge=1, le=1000, validation_alias="PMCP_API_TASK_LOG_MAX_PAGES")
+    ssh_sessions: int = Field(
+        default=6, ge=1, le=100, validation_alias="PMCP_API_SSH_MAX_SESSIONS",
+        description="pvesh mode: pvesh commands at once per SSH connection (stay below sshd's MaxSessions)",
+    )
+    pvesh_max_output: int = Field(
+        default=16 * 1024 * 1024, ge=65_536, validation_alias="PMCP_API_PVESH_MAX_OUTPUT",
+        description="pvesh mode: largest pvesh answer read (bytes); a larger one fails with a hint to narrow it",
+    )
+    guest_exec_poll: float = Field(
+        default=0.5, gt=0, le=10, validation_alias="PMCP_API_GUEST_EXEC_POLL",
+        description="guest_exec: longest pause between agent/exec-status polls (seconds; starts at 50 ms)",
+    )
 
     def cluster_names(self) -> list[str] | None:
         if not self.clusters:

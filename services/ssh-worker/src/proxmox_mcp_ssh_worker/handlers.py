@@ -6,17 +6,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from proxmox_mcp_contracts.envelope import RequestEnvelope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig, ProxmoxConfig
 from proxmox_mcp_contracts.subjects import SshOp, endpoint_name, ssh_subject
 from proxmox_mcp_contracts.tools import ExecResult, ExecuteCommandArgs
+from proxmox_mcp_contracts.tools_extra import ContainerExecArgs, GuestExecResult
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import ValidationError
 
+from proxmox_mcp_ssh_worker.container_exec import LOOKUP_TIMEOUT, locate_container, pct_exec_argv
 from proxmox_mcp_ssh_worker.policy import CommandAuthorizer
 from proxmox_mcp_ssh_worker.settings import SshWorkerSettings
 
@@ -26,11 +28,11 @@ PoolEvents = Callable[[str, SshPool, SshEvent], None]
 """Called with (cluster name, pool, event) for metrics."""
 
 
-def _argument_error(exc: ValidationError) -> ServiceFailure:
+def _argument_error(exc: ValidationError, tool: str = "execute_command") -> ServiceFailure:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
     )
-    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid execute_command arguments: {problems}")
+    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid {tool} arguments: {problems}")
 
 
 class SshWorker:
@@ -78,6 +80,9 @@ class SshWorker:
                                       handler=self.execute, op=SshOp.EXEC.value))
             endpoints.append(Endpoint(name=endpoint_name(name, SshOp.PROBE), subject=ssh_subject(name, SshOp.PROBE),
                                       handler=self.probe, op=SshOp.PROBE.value))
+            endpoints.append(Endpoint(name=endpoint_name(name, SshOp.CONTAINER_EXEC),
+                                      subject=ssh_subject(name, SshOp.CONTAINER_EXEC), handler=self.container_exec,
+                                      op=SshOp.CONTAINER_EXEC.value))
         return endpoints
 
     def check_configuration(self) -> list[str]:
@@ -148,6 +153,41 @@ class SshWorker:
         )
         return fit_reply(result, self.settings.max_reply_bytes).model_dump()
 
+    async def container_exec(self, envelope: RequestEnvelope) -> dict[str, Any]:
+        """`pct exec VMID -- argv` on the container's node; argv is the policy-approved inner command."""
+        cluster, pool = self._cluster(envelope.cluster)
+        try:
+            args = ContainerExecArgs.model_validate(envelope.args)
+        except ValidationError as exc:
+            raise _argument_error(exc, "container_exec") from None
+        try:
+            inner = self.authorize(args.command, envelope.caller)  # before any SSH activity
+        except ServiceFailure:
+            if self._on_pool_event is not None:
+                self._on_pool_event(cluster.name, pool, SshEvent("command", args.node or "", "denied"))
+            raise
+        lookup_host = self._host(cluster, args.node)
+        lookup_timeout = self._command_timeout(LOOKUP_TIMEOUT, cluster, envelope)
+        container = await locate_container(pool, cluster, lookup_host, args.vmid, args.node, lookup_timeout)
+        host = self._host(cluster, container.node)
+        timeout = self._command_timeout(args.timeout, cluster, envelope)
+        output = await pool.run(host, pct_exec_argv(args.vmid, inner), timeout=timeout,
+                                max_output=cluster.ssh.max_output_bytes)
+        log.info(
+            "container command finished",
+            extra={"cluster": cluster.name, "node": host.node, "vmid": args.vmid, "program": inner[0],
+                   "exit_code": output.exit_code, "truncated": output.truncated,
+                   "duration_ms": round(output.duration_s * 1000, 1), "request_id": envelope.request_id,
+                   "token_id": envelope.caller.token_id},
+        )
+        result = GuestExecResult(
+            vmid=args.vmid, node=host.node, type="lxc", command=args.command, exit_code=output.exit_code,
+            stdout=output.stdout.decode("utf-8", errors="replace"),
+            stderr=output.stderr.decode("utf-8", errors="replace"),
+            truncated=output.truncated, duration_ms=round(output.duration_s * 1000, 3),
+        )
+        return fit_reply(result, self.settings.max_reply_bytes).model_dump()
+
     async def probe(self, envelope: RequestEnvelope) -> dict[str, Any]:
         """{ok, latency_ms, detail, nodes}: every host of the cluster (or args.node) connects and opens a channel."""
         cluster, pool = self._cluster(envelope.cluster)
@@ -182,7 +222,10 @@ _ENVELOPE_ALLOWANCE = 1024
 """Room for the reply envelope around the result (request id, keys)."""
 
 
-def fit_reply(result: ExecResult, limit: int) -> ExecResult:
+CommandResult = TypeVar("CommandResult", ExecResult, GuestExecResult)
+
+
+def fit_reply(result: CommandResult, limit: int) -> CommandResult:
     """Cut stdout/stderr so the JSON reply stays under limit bytes (escaping can make text grow up to 6x)."""
     for _ in range(8):
         size = len(result.model_dump_json()) + _ENVELOPE_ALLOWANCE

@@ -56,12 +56,18 @@ class ListVmsArgs(_Args):
 class VmStatusArgs(_Args):
     vmid: VmId
     node: NodeName | None = Field(default=None, description="Node of the guest (looked up when omitted)")
+    type: GuestType | None = Field(
+        default=None, description="Only accept a guest of this type (qemu VM or lxc container); default: either"
+    )
 
 
 class VmActionArgs(_Args):
     vmid: VmId
     action: VmActionName = Field(description="restart is Proxmox's reboot")
     node: NodeName | None = Field(default=None, description="Node of the guest (looked up when omitted)")
+    type: GuestType | None = Field(
+        default=None, description="Only accept a guest of this type (qemu VM or lxc container); default: either"
+    )
     wait: bool = Field(default=False, description="Follow the task to its end and return its exit status")
     wait_timeout: int = Field(default=300, ge=1, le=3600, description="Seconds to wait for the task when wait")
 

@@ -80,6 +80,11 @@ class LocalForward:
                 with contextlib.suppress(Exception):
                     channel.close()
 
+    @property
+    def alive(self) -> bool:
+        """Still listening (not closed, accept loop running)."""
+        return not self._stop.is_set() and self._acceptor.is_alive()
+
     def close(self) -> None:
         """Stop listening and cut every bridged connection."""
         self._stop.set()
