@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -22,12 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import nats  # noqa: E402
-from proxmoxer import ProxmoxAPI  # noqa: E402
-
 from proxmox_mcp_cli.stack import config_for_sim  # noqa: E402
 from proxmox_mcp_contracts.envelope import Caller, RequestEnvelope, Scope  # noqa: E402
 from proxmox_mcp_contracts.subjects import ApiOp, api_subject  # noqa: E402
 from proxmox_mcp_runtime.config import dump_config_toml  # noqa: E402
+from proxmoxer import ProxmoxAPI  # noqa: E402
+
 from tests.support.mcp_client import http_client  # noqa: E402
 from tests.support.nats import start_nats  # noqa: E402
 from tests.support.services import start_gateway, start_worker, wait_ready, write_private  # noqa: E402

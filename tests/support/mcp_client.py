@@ -63,7 +63,7 @@ class SimClient:
         self.close()
 
     def guests(self) -> list[dict[str, Any]]:
-        return [r for r in self.get("/cluster/resources", type="vm")]
+        return list(self.get("/cluster/resources", type="vm"))
 
     def guest(self, vmid: int) -> dict[str, Any]:
         return next(g for g in self.guests() if g["vmid"] == vmid)

@@ -123,7 +123,8 @@ def wait_until(
         if condition():
             return
         if proc is not None and not proc.alive():
-            raise ProcessDied(f"{proc.name} exited with {proc.popen.returncode} before {what}:\n{proc.log_text()[-3000:]}")
+            tail = proc.log_text()[-3000:]
+            raise ProcessDied(f"{proc.name} exited with {proc.popen.returncode} before {what}:\n{tail}")
         time.sleep(interval)
     tail = proc.log_text()[-3000:] if proc else ""
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{tail}")

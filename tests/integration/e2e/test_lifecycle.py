@@ -67,7 +67,7 @@ async def test_up_with_the_original_environment_variables_serves_all_six_tools(
         wait_until(info_file.exists, timeout=60, what="`up` to report ready", proc=proc, interval=0.1)
         info = json.loads(info_file.read_text())
         async with http_client(info["mcp_url"], info["token"]) as client:
-            assert SIX_TOOLS <= {t.name for t in (await client.list_tools()).tools}
+            assert {t.name for t in (await client.list_tools()).tools} >= SIX_TOOLS
             whoami = await client.call_tool("execute_command", {"command": "whoami"})
             assert not whoami.is_error, whoami.content
             assert whoami.structured_content["stdout"].strip() == sshd.user  # type: ignore[index]
@@ -85,7 +85,7 @@ async def test_up_with_the_original_environment_variables_serves_all_six_tools(
 
 def test_up_without_configuration_says_how_to_configure(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "proxmox_mcp_cli.main", "up", "--env-file", str(tmp_path / "none.env")]
-    env = {k: "" for k in ("SSH_HOST", "PROXMOX_HOST", "PMCP_CONFIG")}
+    env = dict.fromkeys(("SSH_HOST", "PROXMOX_HOST", "PMCP_CONFIG"), "")
     proc = start_process("up-unconfigured", argv, tmp_path, env=env, cwd=tmp_path)
     assert proc.popen.wait(timeout=30) == 2
     assert "PMCP_CONFIG" in proc.log_text() and "SSH_HOST" in proc.log_text()

@@ -83,10 +83,12 @@ async def test_invalid_arguments_are_refused_before_any_worker_is_asked(stack: F
 
 async def test_simulator_500_becomes_upstream_error(stack: FailureStack, no_faults: Any) -> None:
     async with http_client(stack.gateway.url, stack.gateway.token) as client:
-        await _test_simulator_500_becomes_upstream_error(stack, client)
+        await _scenario_simulator_500_becomes_upstream_error(stack, client)
 
 
-async def _test_simulator_500_becomes_upstream_error(stack: FailureStack, client: Client) -> None:
+async def _scenario_simulator_500_becomes_upstream_error(
+    stack: FailureStack, client: Client
+) -> None:
     sim_faults(stack.sim, [{"path": "^/cluster/resources", "error_rate": 1.0, "status": 500,
                             "message": "simulated failure"}])
     _, structured, _ = await _error(client, "list_vms", {})
@@ -95,22 +97,28 @@ async def _test_simulator_500_becomes_upstream_error(stack: FailureStack, client
 
 async def test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, no_faults: Any) -> None:
     async with http_client(stack.gateway.url, stack.gateway.token) as client:
-        await _test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack, client)
+        await _scenario_simulator_that_hangs_gives_a_timeout_not_a_hang(stack, client)
 
 
-async def _test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, client: Client) -> None:
+async def _scenario_simulator_that_hangs_gives_a_timeout_not_a_hang(
+    stack: FailureStack, client: Client
+) -> None:
     sim_faults(stack.sim, [{"path": "^/nodes$", "latency_ms": 20000}])
     _, structured, elapsed = await _error(client, "node_status", {})
     assert structured["code"] == "timeout"
     assert elapsed < 10
 
 
-async def test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack: FailureStack, no_faults: Any) -> None:
+async def test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(
+    stack: FailureStack, no_faults: Any
+) -> None:
     async with http_client(stack.gateway.url, stack.gateway.token) as client:
-        await _test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack, client)
+        await _scenario_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack, client)
 
 
-async def _test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(stack: FailureStack, client: Client) -> None:
+async def _scenario_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(
+    stack: FailureStack, client: Client
+) -> None:
     guest = next(g for g in _guests(stack) if g["type"] == "qemu")
     sim_faults(stack.sim, [{"path": "/status/current$", "latency_ms": 20000}])
     before = await _requests_seen(stack.nats.url, "proxmox-mcp-api-worker")
@@ -129,10 +137,12 @@ async def _test_worker_killed_mid_call_reports_unavailable_with_unknown_outcome(
 
 async def test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack: FailureStack, no_faults: Any) -> None:
     async with http_client(stack.gateway.url, stack.gateway.token) as client:
-        await _test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack, client)
+        await _scenario_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack, client)
 
 
-async def _test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack: FailureStack, client: Client) -> None:
+async def _scenario_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(
+    stack: FailureStack, client: Client
+) -> None:
     await _await_worker(stack, client)
     guest = next(g for g in _guests(stack) if g["type"] == "qemu" and g["status"] == "stopped"
                  and not g.get("template"))
@@ -150,10 +160,12 @@ async def _test_vm_action_on_a_killed_worker_says_the_outcome_is_unknown(stack: 
 
 async def test_sigterm_lets_the_in_flight_call_finish(stack: FailureStack, no_faults: Any) -> None:
     async with http_client(stack.gateway.url, stack.gateway.token) as client:
-        await _test_sigterm_lets_the_in_flight_call_finish(stack, client)
+        await _scenario_sigterm_lets_the_in_flight_call_finish(stack, client)
 
 
-async def _test_sigterm_lets_the_in_flight_call_finish(stack: FailureStack, client: Client) -> None:
+async def _scenario_sigterm_lets_the_in_flight_call_finish(
+    stack: FailureStack, client: Client
+) -> None:
     await _await_worker(stack, client)
     guest = _guests(stack)[0]
     sim_faults(stack.sim, [{"path": "/status/current$", "latency_ms": 1500}])

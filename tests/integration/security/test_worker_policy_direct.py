@@ -22,7 +22,9 @@ from tests.unit.policy.attack_table import ATTACKS
 
 
 @pytest.fixture(scope="module")
-def direct_worker(nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, SshdServer]]:
+def direct_worker(
+    nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Proc, SshdServer]]:
     workdir = tmp_path_factory.mktemp("direct-worker")
     sshd = start_sshd(workdir / "sshd")
     try:

@@ -6,13 +6,12 @@ import time
 
 import jsonschema
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.envelope import Caller, RequestEnvelope, Scope, decode_error, encode_error
 from proxmox_mcp_contracts.errors import HTTP_STATUS, ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.settings import cluster_from_legacy_env
 from proxmox_mcp_contracts.subjects import ApiOp, SshOp, api_subject, endpoint_name, ssh_subject
+from pydantic import BaseModel, ValidationError
 
 ARG_MODELS: list[type[BaseModel]] = [t.ExecuteCommandArgs, t.ListVmsArgs, t.VmStatusArgs, t.VmActionArgs,
                                      t.NodeStatusArgs, t.ProxmoxApiArgs, t.TaskStatusArgs]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
-
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, HostConfig, ProxmoxConfig, SshSettings
 from proxmox_mcp_runtime.config import ConfigError, dump_config_toml, load_config_file, load_proxmox_config
+from pydantic import SecretStr
 
 
 def test_dumped_toml_loads_back_identically_with_secrets(tmp_path: Path) -> None:
