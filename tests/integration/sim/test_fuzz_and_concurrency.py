@@ -7,6 +7,7 @@ node, ...), never a dropped connection or an internal error; the cluster must lo
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.sim.conftest import Api
@@ -96,6 +97,9 @@ def test_fuzzed_paths_and_query_parameters_get_clean_answers(
     admin: Api, baseline: list[tuple[Any, ...]], segments: list[str], params: dict[str, str], method: str
 ) -> None:
     path = "/" + "/".join(quote(segment, safe="") for segment in segments)
+    # HTTP clients remove dot segments, so "/api2/json/../.." arrives as "/" (the web UI answers 200 there, as
+    # on a real node). The simulator's own handling of raw ".." is covered by the raw-wire tests.
+    assume(posixpath.normpath("/api2/json" + path).startswith("/api2/json"))
     response = admin.session.request(
         method,
         f"{admin.info.api_url}{path}",
