@@ -25,7 +25,8 @@ def test_sigint_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> N
         assert len(pids) >= 5  # the CLI, nats-server, pve-sim, both workers
         assert all(pid_alive(pid) for pid in pids)
         demo.interrupt()
-        assert demo.proc.popen.wait(timeout=30) == 0
+        # 0 from a clean shutdown, or 130 when the shell reports the Ctrl-C itself, as shells do.
+        assert demo.proc.popen.wait(timeout=30) in (0, 130)
         wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=15, what="every child to exit")
     finally:
         demo.proc.stop()
