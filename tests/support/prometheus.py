@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class PrometheusServer:
         return list(body["data"]["activeTargets"])
 
 
-def scrape_config(jobs: dict[str, Sequence[str]], *, interval: str = "1s",
+def scrape_config(jobs: Mapping[str, Sequence[str]], *, interval: str = "1s",
                   rule_files: Iterable[Path] = ()) -> str:
     """A Prometheus config scraping static targets ("127.0.0.1:PORT") per job name."""
     config = {

@@ -86,7 +86,7 @@ async def test_up_with_the_original_environment_variables_serves_all_six_tools(
 
 def test_up_without_configuration_says_how_to_configure(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "proxmox_mcp_cli.main", "up", "--env-file", str(tmp_path / "none.env")]
-    env = dict.fromkeys(("SSH_HOST", "PROXMOX_HOST", "PMCP_CONFIG"), "")
+    env: dict[str, str] = dict.fromkeys(("SSH_HOST", "PROXMOX_HOST", "PMCP_CONFIG"), "")
     proc = start_process("up-unconfigured", argv, tmp_path, env=env, cwd=tmp_path)
     assert proc.popen.wait(timeout=30) == 2
     assert "PMCP_CONFIG" in proc.log_text() and "SSH_HOST" in proc.log_text()

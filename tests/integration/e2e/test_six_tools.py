@@ -69,7 +69,9 @@ async def exercise_six_tools(client: Client, sim: SimClient) -> None:
     assert started["upid"].startswith(f"UPID:{target['node']}:")
     assert started["task"]["status"] == "stopped" and started["task"]["exitstatus"] == "OK"
     assert sim.guest(target["vmid"])["status"] == "running"
-    stopped = await _call(client, schemas, "vm_action", {"vmid": target["vmid"], "action": "stop", "wait": True})
+    # stop is destructive: this client cannot ask its user (no elicitation), so it confirms explicitly.
+    stopped = await _call(client, schemas, "vm_action", {"vmid": target["vmid"], "action": "stop", "wait": True,
+                                                         "confirm": True})
     assert stopped["task"]["ok"] is True
     assert sim.guest(target["vmid"])["status"] == "stopped"
 
@@ -116,7 +118,8 @@ async def test_six_tools_through_the_rest_endpoints(demo: DemoStack, sim: SimCli
     target = _stopped_vm(sim, "lxc")
     started = await call("vm_action", {"vmid": target["vmid"], "action": "start", "wait": True})
     assert started["task"]["ok"] is True and sim.guest(target["vmid"])["status"] == "running"
-    assert (await call("vm_action", {"vmid": target["vmid"], "action": "shutdown", "wait": True}))["task"]["ok"]
+    assert (await call("vm_action", {"vmid": target["vmid"], "action": "shutdown", "wait": True,
+                                     "confirm": True}))["task"]["ok"]
     assert sim.guest(target["vmid"])["status"] == "stopped"
 
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
 from mcp import Client
 

@@ -60,7 +60,9 @@ async def test_mcp_over_https_through_caddy_streams_progress_before_the_result(
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert "vm_action" in names and "execute_command" not in names
         started = time.monotonic()
-        result = await client.call_tool("vm_action", {"vmid": guest["vmid"], "action": action, "wait": True},
+        # confirm: a stop is destructive and this client cannot ask its user (no elicitation).
+        result = await client.call_tool("vm_action", {"vmid": guest["vmid"], "action": action, "wait": True,
+                                                      "confirm": True},
                                         progress_callback=on_progress)
         finished = time.monotonic()
     assert not result.is_error, result.content

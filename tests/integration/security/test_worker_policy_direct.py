@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import nats
+import nats.errors
 import pytest
 from proxmox_mcp_contracts.envelope import Caller, RequestEnvelope, Scope, decode_error
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig, ProxmoxConfig, SshSettings

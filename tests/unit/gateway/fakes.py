@@ -24,6 +24,7 @@ class SentRequest:
     args: dict[str, Any]
     caller: Caller
     request_id: str | None
+    cluster: str = "default"
 
 
 @dataclass
@@ -35,6 +36,8 @@ class FakeBus:
     gate: asyncio.Event | None = None
     sent: list[SentRequest] = field(default_factory=list)
     connected: bool = True
+    task_polls_running: int = 0
+    """How many task_status polls answer "running" before the task stops."""
 
     async def connect(self) -> None:
         self.connected = True
@@ -44,7 +47,7 @@ class FakeBus:
 
     async def call(self, kind: WorkerKind, op: SshOp | ApiOp, args: dict[str, Any], *, cluster: str, caller: Caller,
                    deadline: float, idempotent: bool, request_id: str | None = None) -> dict[str, Any]:
-        self.sent.append(SentRequest(kind, op, args, caller, request_id))
+        self.sent.append(SentRequest(kind, op, args, caller, request_id, cluster))
         if self.gate is not None:
             await self.gate.wait()
         if op is SshOp.EXEC:
@@ -60,4 +63,13 @@ class FakeBus:
                     "waited": False}
         if op is ApiOp.PROXMOX_API:
             return {"method": args["method"], "path": args["path"], "data": self.api_data}
+        if op in (ApiOp.SNAPSHOT_CREATE, ApiOp.SNAPSHOT_DELETE, ApiOp.SNAPSHOT_ROLLBACK):
+            return {"upid": UPID, "node": "pve1", "action": op.value, "vmid": args["vmid"], "type": "qemu",
+                    "snapshot": args["name"], "waited": False}
+        if op is ApiOp.TASK_STATUS:
+            polls = sum(1 for sent in self.sent if sent.op is ApiOp.TASK_STATUS)
+            running = polls <= self.task_polls_running
+            return {"upid": args["upid"], "node": "pve1", "status": "running" if running else "stopped",
+                    "exitstatus": None if running else "OK", "ok": None if running else True,
+                    "log_tail": [f"line {polls}"] + ([] if running else ["TASK OK"])}
         raise AssertionError(f"unexpected op {op}")

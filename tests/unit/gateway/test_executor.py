@@ -16,7 +16,7 @@ from proxmox_mcp_gateway.access import AccessPolicy, CallDecision
 from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import Principal
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
-from proxmox_mcp_gateway.catalog import ToolSpec
+from proxmox_mcp_gateway.catalog import TOOLS, ToolSpec
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import BaseModel
@@ -88,7 +88,9 @@ async def test_unknown_tools_are_invalid_arguments(tmp_path: Path) -> None:
 async def test_read_only_mode_offers_only_read_tools_and_lowers_the_scope_sent_to_workers(tmp_path: Path) -> None:
     executor, bus, _ = make(tmp_path, read_only=True)
     admin = caller(Scope.ADMIN)
-    assert {s.name for s in executor.visible_tools(admin)} == {"list_vms", "vm_status", "node_status", "proxmox_api"}
+    visible = {s.name for s in executor.visible_tools(admin)}
+    assert visible == {s.name for s in TOOLS if s.scope is Scope.READ}
+    assert visible >= {"list_vms", "vm_status", "node_status", "proxmox_api"} and "vm_action" not in visible
     failure = await refused(executor, admin, "vm_action", {"vmid": 100, "action": "stop"})
     assert "read-only mode" in failure.info.message
     start = {"method": "POST", "path": "/nodes/pve1/qemu/100/status/start"}

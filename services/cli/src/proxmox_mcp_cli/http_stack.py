@@ -107,7 +107,8 @@ async def run_http_stack(
         token = options.token or secrets.token_urlsafe(32)
         # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
         settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
-                                   token=SecretStr(token), default_cluster=info.config.default_name)
+                                   token=SecretStr(token), default_cluster=info.config.default_name,
+                                   clusters=[cluster.name for cluster in info.config.clusters])
         if demo:
             settings = settings.model_copy(update={"state_dir": workdir / "state"})
         app = build_app(settings)

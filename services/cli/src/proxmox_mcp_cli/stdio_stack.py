@@ -26,7 +26,8 @@ def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
         nats_url = stack.start_nats()
         config = config_for_sim(stack.start_sim()) if demo else load_proxmox_config(dotenv=env_file)
         stack.start_workers(nats_url, stack.write_config(config))
-        settings = GatewaySettings(nats_url=nats_url, default_cluster=config.default_name)
+        settings = GatewaySettings(nats_url=nats_url, default_cluster=config.default_name,
+                                   clusters=[cluster.name for cluster in config.clusters])
         anyio.run(run_stdio, settings, 30.0)
         return 0
     finally:

@@ -8,16 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller, Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_runtime.command_policy import ProfileSpec, evaluate_command
 from pydantic import BaseModel
 
-from proxmox_mcp_gateway.api_policy import check_api_call
+from proxmox_mcp_gateway.api_policy import check_api_call, destructive_api_call
 from proxmox_mcp_gateway.catalog import TOOLS, TOOLS_BY_NAME, ToolSpec
+from proxmox_mcp_gateway.tools_guests import DESTRUCTIVE_ACTIONS
 
-DESTRUCTIVE_ACTIONS = frozenset({"stop", "reset", "shutdown", "restart", "reboot", "suspend"})
-"""vm_action values that can lose guest state (the confirmation hook sees them as destructive)."""
+__all__ = ["DESTRUCTIVE_ACTIONS", "AccessPolicy", "CallDecision"]
+
+CommandArgs = t.ExecuteCommandArgs | x.GuestExecArgs | x.ContainerExecArgs
 
 
 @dataclass
@@ -30,6 +33,9 @@ class CallDecision:
     destructive: bool = False
     profile: str | None = None
     argv: list[str] | None = None
+    confirmation: str | None = None
+    """How a destructive call was confirmed (elicitation, input_required, argument, disabled) or why it was not
+    (declined, cancelled, missing, timeout, failed)."""
 
     def as_record(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -41,6 +47,8 @@ class AccessPolicy:
     """Server-wide read-only mode: every caller is treated as a read-scope caller."""
     extra_profiles: Mapping[str, ProfileSpec] = field(default_factory=dict)
     """Command profiles from configuration, beside the built-in readonly/operator/admin."""
+    exposed: frozenset[str] | None = None
+    """The tools this deployment offers (tool profile / PMCP_TOOLS); None = every tool."""
 
     def effective_scope(self, caller: Caller) -> Scope:
         return Scope.READ if self.read_only else caller.scope
@@ -56,12 +64,17 @@ class AccessPolicy:
             return f"{spec.name} needs scope {spec.scope.value}; this token has {scope.value}{mode}"
         return None
 
-    def visible_tools(self, caller: Caller) -> list[ToolSpec]:
-        return [spec for spec in TOOLS if self.refusal(spec, caller) is None]
+    def offered(self, spec: ToolSpec) -> bool:
+        return self.exposed is None or spec.name in self.exposed
 
-    def lookup(self, name: str, caller: Caller) -> ToolSpec:
+    def visible_tools(self, caller: Caller) -> list[ToolSpec]:
+        return [spec for spec in TOOLS if self.offered(spec) and self.refusal(spec, caller) is None]
+
+    def lookup(self, name: str, caller: Caller, *, any_offered: bool = False) -> ToolSpec:
+        """The tool, if the caller may use it. any_offered: also tools the exposure profile leaves out (the
+        resources read through them; the profile is about client context, not rights)."""
         spec = TOOLS_BY_NAME.get(name)
-        if spec is None:
+        if spec is None or not (any_offered or self.offered(spec)):
             known = ", ".join(s.name for s in self.visible_tools(caller))
             raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"unknown tool {name!r}; available: {known}")
         why = self.refusal(spec, caller)
@@ -72,23 +85,23 @@ class AccessPolicy:
     def authorize(self, spec: ToolSpec, args: BaseModel, caller: Caller) -> CallDecision:
         """Check the arguments against the caller's rights; may rewrite args to the checked canonical form."""
         scope = self.effective_scope(caller)
-        if isinstance(args, t.ExecuteCommandArgs):
+        if isinstance(args, CommandArgs):
             return self._authorize_command(args, caller, scope)
         if isinstance(args, t.ProxmoxApiArgs):
             decision = check_api_call(args.method, args.path, args.data, scope)
             args.path = decision.path
             return CallDecision(allowed=True, reason=f"{decision.template}: {decision.reason}",
-                                required_scope=decision.required_scope.value, destructive=args.method == "DELETE")
+                                required_scope=decision.required_scope.value,
+                                destructive=destructive_api_call(args.method, decision.path))
         needed = spec.required_scope(args)
         if not scope.includes(needed):
             raise ServiceFailure(ErrorCode.PERMISSION_DENIED,
                                  f"{spec.name} with these arguments needs scope {needed.value}; "
                                  f"this token has {scope.value}")
-        destructive = isinstance(args, t.VmActionArgs) and args.action in DESTRUCTIVE_ACTIONS
         return CallDecision(allowed=True, reason=f"scope {scope.value} includes {needed.value}",
-                            required_scope=needed.value, destructive=destructive)
+                            required_scope=needed.value, destructive=spec.destructive_call(args))
 
-    def _authorize_command(self, args: t.ExecuteCommandArgs, caller: Caller, scope: Scope) -> CallDecision:
+    def _authorize_command(self, args: CommandArgs, caller: Caller, scope: Scope) -> CallDecision:
         decision = evaluate_command(args.command, caller.command_profile, extra_profiles=self.extra_profiles or None)
         if not decision.allowed:
             raise ServiceFailure(ErrorCode.POLICY_DENIED, "command refused by policy: " + decision.reason,

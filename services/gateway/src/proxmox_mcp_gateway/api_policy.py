@@ -54,6 +54,23 @@ ADMIN_ONLY_PATHS: tuple[str, ...] = (
 )
 """Glob patterns (`*` spans segments) of paths that need admin scope for every method."""
 
+DESTRUCTIVE_WRITES: tuple[tuple[str, str], ...] = (
+    ("POST", "/nodes/*/qemu/*/status/stop"),
+    ("POST", "/nodes/*/qemu/*/status/reset"),
+    ("POST", "/nodes/*/qemu/*/status/shutdown"),
+    ("POST", "/nodes/*/qemu/*/status/reboot"),
+    ("POST", "/nodes/*/lxc/*/status/stop"),
+    ("POST", "/nodes/*/lxc/*/status/shutdown"),
+    ("POST", "/nodes/*/lxc/*/status/reboot"),
+    ("POST", "/nodes/*/qemu/*/snapshot/*/rollback"),
+    ("POST", "/nodes/*/lxc/*/snapshot/*/rollback"),
+    ("POST", "/nodes/*/status"),
+    ("POST", "/nodes/*/stopall"),
+)
+"""(method, glob) of writes that do what a destructive typed tool does (stop/reset/shutdown/reboot a guest, roll
+back a snapshot) or more (reboot or shut down a node, stop every guest): they need the same confirmation. Every
+DELETE does too."""
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-.:@=]+$")
 
 
@@ -87,6 +104,14 @@ def required_scope(method: str, path: str) -> tuple[Scope, str]:
     if method != "GET":
         return Scope.ADMIN, f"{method} changes the cluster: admin only"
     return Scope.READ, "GET of a non-sensitive path"
+
+
+def destructive_api_call(method: str, path: str) -> bool:
+    """Whether a proxmox_api call (canonical path) needs the confirmation destructive tools need."""
+    if method == "DELETE":
+        return True
+    lowered = path.lower()
+    return any(method == m and fnmatch.fnmatchcase(lowered, pattern) for m, pattern in DESTRUCTIVE_WRITES)
 
 
 def check_api_call(method: str, raw_path: str, data: dict[str, Any] | None, caller_scope: Scope) -> ApiDecision:

@@ -24,7 +24,13 @@ from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
 from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
-from proxmox_mcp_gateway.security import audit_rejections, build_security, edge_policy, register_startup_secrets
+from proxmox_mcp_gateway.security import (
+    audit_rejections,
+    build_security,
+    edge_policy,
+    register_startup_secrets,
+    request_state_keys,
+)
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.telemetry import install_gateway_metrics
 
@@ -55,15 +61,17 @@ class Gateway:
 def build_gateway(settings: GatewaySettings) -> Gateway:
     register_startup_secrets(settings)
     bus = WorkerBus(BusSettings(nats_url=settings.nats_url, heartbeat_interval=settings.heartbeat_interval))
+    clusters = settings.cluster_names()
     limits = CallLimits(
         api_timeout=settings.api_timeout,
         max_command_timeout=settings.max_command_timeout,
         command_grace=settings.command_grace,
         task_poll_interval=settings.task_poll_interval,
-        default_cluster=settings.default_cluster,
+        default_cluster=clusters.default,
+        clusters=clusters.known,
     )
     executor = ToolExecutor(bus, limits, build_security(settings))
-    health = HealthMonitor(bus, cluster=settings.default_cluster, interval=settings.probe_interval,
+    health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout)
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health)
     install_gateway_metrics(gateway)
@@ -108,7 +116,7 @@ async def _connect_forever(gateway: Gateway) -> None:
 def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
-    server = build_mcp_server(gw.executor)
+    server = build_mcp_server(gw.executor, request_state_keys=request_state_keys(settings))
     security = transport_security(settings)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
                                          max_request_body_size=settings.max_body_bytes)

@@ -1,8 +1,10 @@
 """Runs one tool call for any front end (MCP over HTTP or stdio, REST): the one place every call passes.
 
-Order: rate limits -> tool access (scope, allowlist, read-only) -> concurrency slot -> argument validation ->
-argument policy (command policy, proxmox_api rules) -> confirmation hook -> audit "started" (for calls that
-change something) -> NATS -> redaction -> audit record (fsync'd) -> reply. Every refusal is audited too.
+Order: rate limits -> tool access (scope, allowlist, read-only, exposure profile) -> concurrency slot ->
+argument validation -> cluster (known names only) -> argument policy (command policy, proxmox_api rules) ->
+confirmation of destructive calls -> audit "started" (for calls that change something) -> NATS (and following
+the task when asked to wait) -> redaction -> audit record (fsync'd) -> reply. Every refusal is audited too, and
+so is a call the client cancels.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
-from proxmox_mcp_contracts.subjects import ApiOp, WorkerKind
 from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.redact import DEFAULT_REDACTOR, Redactor
 from pydantic import BaseModel, ValidationError
@@ -27,16 +30,24 @@ from pydantic import BaseModel, ValidationError
 from proxmox_mcp_gateway.access import AccessPolicy, CallDecision
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
 from proxmox_mcp_gateway.bus import WorkerBus
-from proxmox_mcp_gateway.catalog import ToolSpec
+from proxmox_mcp_gateway.catalog import TaskMode, ToolSpec
+from proxmox_mcp_gateway.clusters import ClusterNames
+from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending, bound_channel
 from proxmox_mcp_gateway.limits import CallLimiter
+from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
+from proxmox_mcp_gateway.tool_args import worker_payload
+
+__all__ = ["CallLimits", "CallSecurity", "CallState", "ConfirmHook", "ProgressFn", "ToolExecutor"]
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 ConfirmHook = Callable[[ToolSpec, BaseModel, Caller, CallDecision], Awaitable[None]]
-"""Called before dispatch when decision.destructive; raise ServiceFailure to refuse (issue 7's confirmation)."""
+"""Called before dispatch when decision.destructive; raise ServiceFailure to refuse (confirm.ConfirmPolicy)."""
 CallObserver = Callable[[str, str, float, dict[str, Any]], None]
 """(tool, result code 'ok' or the ErrorCode value, seconds, error details) once per call: the metrics hook."""
+
+CANCELLED = "cancelled"
+"""The audit result of a call the client cancelled (not an error code: nothing failed, the client left)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,10 @@ class CallLimits:
     command_grace: float = 5.0
     """Extra seconds the gateway waits past a command's own timeout for the worker's answer."""
     task_poll_interval: float = 0.5
-    """How often a waiting vm_action polls its Proxmox task."""
+    """How often a waiting call polls its Proxmox task."""
     default_cluster: str = "default"
+    clusters: tuple[str, ...] = ()
+    """The cluster names calls may name (empty: only the default cluster)."""
 
 
 @dataclass
@@ -62,6 +75,14 @@ class CallSecurity:
     redactor: Redactor = DEFAULT_REDACTOR
     confirm: ConfirmHook | None = None
     observer: CallObserver | None = None
+
+
+@dataclass
+class CallState:
+    """What a call has set going, for the record of a call that ends early (cancelled)."""
+
+    upid: str | None = None
+    waiting: bool = False
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -87,6 +108,9 @@ class ToolExecutor:
         self.bus = bus
         self.limits = limits
         self.security = security or CallSecurity()
+        self.clusters = ClusterNames.of(limits.default_cluster, limits.clusters)
+        self.tasks = TaskFollower(bus, poll_interval=limits.task_poll_interval, api_timeout=limits.api_timeout,
+                                  redactor=self.security.redactor)
 
     def visible_tools(self, caller: Caller) -> list[ToolSpec]:
         return self.security.access.visible_tools(caller)
@@ -97,8 +121,13 @@ class ToolExecutor:
     async def call(
         self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None = None,
         *, transport: str = "internal", request_id: str | None = None,
+        confirmation: ConfirmationChannel | None = None, any_offered: bool = False,
     ) -> dict[str, Any]:
-        """The tool's structured result (redacted), or ServiceFailure with a sanitized message."""
+        """The tool's structured result (redacted), or ServiceFailure with a sanitized message.
+
+        confirmation: how this front end can ask the user (None: only confirm=true confirms).
+        any_offered: also tools the exposure profile leaves out (resource reads).
+        ConfirmationPending propagates: the front end asks through its protocol and the call is made again."""
         sec = self.security
         request_id = request_id or uuid.uuid4().hex
         started = time.monotonic()
@@ -109,26 +138,30 @@ class ToolExecutor:
         }
         decision: CallDecision | None = None
         dispatched = False
+        state = CallState()
         try:
             try:
                 if sec.limiter is not None:
                     sec.limiter.check_rate(caller.token_id, name)
-                spec = self.lookup(name, caller)
+                spec = sec.access.lookup(name, caller, any_offered=any_offered)
                 slot = sec.limiter.running(caller.token_id) if sec.limiter is not None else contextlib.nullcontext()
                 with slot:
                     args = parse_args(spec, raw_args)
+                    cluster = self.clusters.resolve(getattr(args, "cluster", None))
+                    record["cluster"] = cluster
                     decision = sec.access.authorize(spec, args, caller)
                     if decision.destructive and sec.confirm is not None:
-                        await sec.confirm(spec, args, caller, decision)
+                        with bound_channel(confirmation):
+                            await sec.confirm(spec, args, caller, decision)
                     if not spec.idempotent_call(args) and sec.audit is not None:
                         await sec.audit.append({**record, "event": "tool_call_started",
                                                 "decision": decision.as_record()})
                     dispatched = True
                     with metrics.tool_in_flight(spec.name):
-                        result = await self._dispatch(spec, args, caller, progress, request_id)
+                        result = await self._dispatch(spec, args, caller, cluster, progress, request_id, state)
             except ServiceFailure as exc:
                 raise self._clean(exc) from None
-            except AuditError:
+            except (AuditError, ConfirmationPending, asyncio.CancelledError):
                 raise
             except Exception as exc:  # never leak a traceback or an internal detail to the client
                 log.error("tool call failed", extra={"tool": name, "error_type": type(exc).__name__,
@@ -139,7 +172,15 @@ class ToolExecutor:
                 decision = decision or CallDecision(allowed=False, reason="")
                 decision.allowed, decision.reason = False, failure.info.message
             assert decision is not None
-            await self._audit(record, started, decision, failure.info, denied=not dispatched)
+            await self._audit(record, started, decision, failure.info, denied=not dispatched, upid=state.upid)
+            raise
+        except ConfirmationPending:
+            assert decision is not None
+            await self._audit_event(record, "confirmation_requested", decision)
+            raise
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._audit_cancelled(record, started, decision, dispatched, state)
             raise
         except AuditError:
             raise ServiceFailure(ErrorCode.INTERNAL, "the audit log could not be written, so the call was not "
@@ -147,6 +188,36 @@ class ToolExecutor:
         clean = sec.redactor.redact_value(result)
         await self._audit(record, started, decision, None, upid=_upid_of(clean))
         return clean
+
+    async def _audit_event(self, record: dict[str, Any], event: str, decision: CallDecision) -> None:
+        if self.security.audit is not None:
+            await self.security.audit.append({**record, "event": event, "decision": decision.as_record()})
+
+    async def _audit_cancelled(self, record: dict[str, Any], started: float, decision: CallDecision | None,
+                               dispatched: bool, state: CallState) -> None:
+        """The record of a call the client gave up on. A task it started goes on in Proxmox: say which."""
+        if state.waiting and state.upid:
+            message = (f"cancelled by the client while waiting for task {state.upid}; the task goes on in Proxmox "
+                       "(follow it with wait_task or task_status)")
+        elif dispatched:
+            message = "cancelled by the client after the request went to the worker; its outcome is unknown"
+        else:
+            message = "cancelled by the client before anything was sent to a worker"
+        entry: dict[str, Any] = {**record, "result": CANCELLED, "message": message,
+                                 "duration_ms": round((time.monotonic() - started) * 1000, 2)}
+        if decision is not None:
+            entry["decision"] = decision.as_record()
+        if state.upid:
+            entry["upid"] = state.upid
+        try:
+            if self.security.audit is not None:
+                await self.security.audit.append(entry)
+        except AuditError:
+            log.error("could not audit a cancelled call", extra={"tool": record["tool"]})
+        finally:
+            if self.security.observer is not None:
+                with contextlib.suppress(Exception):
+                    self.security.observer(record["tool"], CANCELLED, time.monotonic() - started, {})
 
     async def _audit(self, record: dict[str, Any], started: float, decision: CallDecision, error: ErrorInfo | None,
                      *, denied: bool = False, upid: str | None = None) -> None:
@@ -176,65 +247,53 @@ class ToolExecutor:
         return ServiceFailure(info.code, self.security.redactor.sanitize_error(info.message),
                               retryable=info.retryable, details=self.security.redactor.redact_value(info.details))
 
-    async def _dispatch(self, spec: ToolSpec, args: BaseModel, caller: Caller, progress: ProgressFn | None,
-                        request_id: str) -> dict[str, Any]:
+    async def _dispatch(self, spec: ToolSpec, args: BaseModel, caller: Caller, cluster: str,
+                        progress: ProgressFn | None, request_id: str, state: CallState) -> dict[str, Any]:
         # Workers see the scope the gateway granted (read-only mode lowers it), never more.
         effective = self.security.access.effective_scope(caller)
         caller = caller if effective is caller.scope else caller.model_copy(update={"scope": effective})
-        cluster = self.limits.default_cluster
+        if spec.task is TaskMode.FOLLOWS:
+            assert isinstance(args, x.WaitTaskArgs)
+            state.upid = args.upid
+            state.waiting = True
+            task = await self.tasks.follow(args.upid, cluster, caller, timeout=args.timeout, progress=progress)
+            return _checked(spec, task.model_dump(mode="json"))
         if isinstance(args, t.ExecuteCommandArgs):
             args.timeout = min(args.timeout, self.limits.max_command_timeout)
             deadline = time.time() + args.timeout + self.limits.command_grace
+        elif isinstance(args, x.ContainerExecArgs | x.GuestExecArgs):
+            args.timeout = min(args.timeout, self.limits.max_command_timeout)
+            deadline = time.time() + max(args.timeout + self.limits.command_grace, self.limits.api_timeout)
         else:
             deadline = time.time() + self.limits.api_timeout
-        payload = args.model_dump(mode="json", exclude_none=True)
         result = await self.bus.call(
-            spec.kind, spec.op, payload, cluster=cluster, caller=caller, deadline=deadline,
-            idempotent=spec.idempotent_call(args), request_id=request_id,
+            spec.kind, spec.op, worker_payload(args, dict(spec.fixed)), cluster=cluster, caller=caller,
+            deadline=deadline, idempotent=spec.idempotent_call(args), request_id=request_id,
         )
-        if isinstance(args, t.VmActionArgs) and args.wait:
-            result = await self._wait_for_task(result, args, caller, cluster, progress)
+        if spec.task is TaskMode.STARTS and getattr(args, "wait", False):
+            result = await self._wait_for_task(result, args, caller, cluster, progress, state)
         return _checked(spec, result)
 
     async def _wait_for_task(
-        self, started: dict[str, Any], args: t.VmActionArgs, caller: Caller, cluster: str,
-        progress: ProgressFn | None,
+        self, started: dict[str, Any], args: BaseModel, caller: Caller, cluster: str,
+        progress: ProgressFn | None, state: CallState,
     ) -> dict[str, Any]:
-        action = t.VmActionResult.model_validate(started)
-        began = time.monotonic()
-        wait_until = began + args.wait_timeout
-        step = 0
-        last_line: str | None = None
-        while True:
-            query = t.TaskStatusArgs(upid=action.upid, node=action.node, log_lines=20)
-            raw = await self.bus.call(
-                WorkerKind.API, ApiOp.TASK_STATUS, query.model_dump(mode="json", exclude_none=True),
-                cluster=cluster, caller=caller, deadline=time.time() + self.limits.api_timeout, idempotent=True,
-            )
-            task = t.TaskResult.model_validate(raw)
-            step += 1
-            line = task.log_tail[-1] if task.log_tail else None
-            if progress is not None and (task.status == "running" or step == 1 or line != last_line):
-                await progress(float(step), None, self.security.redactor.redact_text(
-                    f"task {task.status}" + (f": {line}" if line else "")))
-            last_line = line
-            if task.status == "stopped":
-                if progress is not None:
-                    await progress(float(step + 1), float(step + 1), f"task finished: {task.exitstatus}")
-                action.task = task
-                action.waited = True
-                metrics.observe_task_wait(cluster, "ok" if task.exitstatus == "OK" else "failed",
-                                          time.monotonic() - began)
-                return action.model_dump(mode="json")
-            if time.monotonic() >= wait_until:
-                metrics.observe_task_wait(cluster, "timeout", time.monotonic() - began)
-                raise ServiceFailure(
-                    ErrorCode.TIMEOUT,
-                    f"task {action.upid} still running after {args.wait_timeout} s; it goes on in Proxmox "
-                    "(check it with proxmox_api GET /nodes/{node}/tasks/{upid}/status)",
-                    details={"upid": action.upid},
-                )
-            await asyncio.sleep(self.limits.task_poll_interval)
+        """Follow the task a tool started (its result names upid and node) and put the finished task into it."""
+        upid = started.get("upid")
+        if not isinstance(upid, str):
+            raise ServiceFailure(ErrorCode.INTERNAL, "the worker started a task but sent no task id")
+        state.upid = upid
+        state.waiting = True
+        timeout = float(getattr(args, "wait_timeout", 300))
+        try:
+            task = await self.tasks.follow(upid, cluster, caller, timeout=timeout, progress=progress)
+        except ServiceFailure as exc:
+            if exc.code is ErrorCode.TIMEOUT:
+                raise
+            raise ServiceFailure(exc.code, f"{exc.info.message} (while following task {upid}, which was started "
+                                 "and goes on in Proxmox)", retryable=False, details={**exc.info.details,
+                                                                                      "upid": upid}) from None
+        return {**started, "task": task.model_dump(mode="json"), "waited": True}
 
 
 def _upid_of(result: dict[str, Any]) -> str | None:

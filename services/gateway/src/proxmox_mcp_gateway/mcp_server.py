@@ -1,52 +1,34 @@
-"""The MCP face of the gateway: tools, resources and their handlers on the SDK's low-level server."""
+"""The MCP face of the gateway: tools, resources, prompts and their handlers on the SDK's low-level server."""
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
-from proxmox_mcp_contracts.envelope import Caller, Scope
+from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 
-from proxmox_mcp_gateway import __version__
+from proxmox_mcp_gateway import __version__, prompts, resources
 from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
 from proxmox_mcp_gateway.calls import ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME, ToolSpec
+from proxmox_mcp_gateway.confirm import ConfirmationPending
+from proxmox_mcp_gateway.mcp_confirm import channel_for, input_required, request_state_boundary
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "proxmox-mcp"
 INSTRUCTIONS = (
-    "Operate a Proxmox VE cluster. Prefer the typed tools (list_vms, vm_status, node_status, vm_action) over "
-    "execute_command and proxmox_api. vm_action returns a task id; pass wait=true to follow it to the end."
+    "Operate Proxmox VE clusters. Prefer the typed tools (list_vms, vm_status, node_status, vm_action, "
+    "list_tasks, list_storage, ...) over execute_command and proxmox_api. Every tool takes an optional cluster "
+    "(see proxmox://clusters). Tools that start a Proxmox task return its UPID; pass wait=true to follow it to "
+    "the end, or call wait_task later. Destructive calls need the user's confirmation: the server asks through "
+    "the client when it can, otherwise ask the user yourself and pass confirm=true."
 )
-_VM_URI = re.compile(r"^proxmox://vms/(\d{3,9})$")
-
-_STATIC_RESOURCES = {
-    "proxmox://terminal": (
-        "terminal",
-        "How to run commands on the Proxmox hosts with execute_command (policy, limits).",
-        "execute_command runs one command per call on a Proxmox host over SSH. The command is parsed without a "
-        "shell and checked against your token's command profile: no pipes, redirections, substitutions or "
-        "variable expansion; dangerous programs are refused. Arguments: command (string), timeout (seconds, "
-        "default 30, capped by the server), node (optional node name). Output is capped; truncated=true means "
-        "it was cut.",
-    ),
-    "proxmox://api": (
-        "api",
-        "How to call the Proxmox VE API with proxmox_api.",
-        "proxmox_api calls the Proxmox VE REST API below /api2/json: method (GET, POST, PUT, DELETE), path "
-        "(e.g. /nodes, /cluster/resources, /nodes/pve1/qemu/100/config) and data (parameters). GET needs read "
-        "scope; writes need admin scope. Answers are the 'data' member of Proxmox's reply.",
-    ),
-}
-
 
 def tool_definition(spec: ToolSpec) -> types.Tool:
     a = spec.annotations
@@ -79,13 +61,14 @@ def error_result(info: ErrorInfo) -> types.CallToolResult:
     )
 
 
-def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None) -> Server[Any]:
+def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
+                     request_state_keys: list[bytes] | None = None) -> Server[Any]:
     """stdio_caller is the identity used when no HTTP request carries one (the stdio transport)."""
 
     def transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
         return "stdio" if ctx.request is None else "mcp-http"
 
-    def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+    def known_caller(ctx: ServerRequestContext[Any, Any]) -> Caller | None:
         request = ctx.request
         state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
         caller = state.get(CALLER_STATE_KEY) if isinstance(state, dict) else None
@@ -93,7 +76,17 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
             return caller
         if stdio_caller is not None and request is None:
             return stdio_caller
-        raise MCPError(-32001, "unauthenticated")
+        return None
+
+    def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+        caller = known_caller(ctx)
+        if caller is None:
+            raise MCPError(-32001, "unauthenticated")
+        return caller
+
+    def principal_of(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        caller = known_caller(ctx)
+        return caller.token_id if caller is not None else None
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -102,7 +95,7 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         caller = caller_of(ctx)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
@@ -110,7 +103,9 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
 
         try:
             result = await executor.call(params.name, params.arguments, caller, progress,
-                                         transport=transport_of(ctx))
+                                         transport=transport_of(ctx), confirmation=channel_for(ctx, params))
+        except ConfirmationPending as pending:
+            return input_required(pending.message)
         except ServiceFailure as exc:
             return error_result(exc.info)
         except Exception as exc:  # never leak a traceback to the client
@@ -125,54 +120,33 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
         caller_of(ctx)
-        resources = [
-            types.Resource(name="nodes", uri="proxmox://nodes", description="Status of every cluster node",
-                           mime_type="application/json"),
-            types.Resource(name="vms", uri="proxmox://vms", description="Every VM and container of the cluster",
-                           mime_type="application/json"),
-        ]
-        resources += [
-            types.Resource(name=name, uri=uri, description=desc, mime_type="text/plain")
-            for uri, (name, desc, _text) in _STATIC_RESOURCES.items()
-        ]
-        return types.ListResourcesResult(resources=resources)
+        return types.ListResourcesResult(resources=resources.list_resources(executor))
 
     async def list_templates(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
         caller_of(ctx)
-        return types.ListResourceTemplatesResult(resource_templates=[
-            types.ResourceTemplate(name="vm", uri_template="proxmox://vms/{vmid}",
-                                   description="Status of one VM or container", mime_type="application/json"),
-        ])
+        return types.ListResourceTemplatesResult(resource_templates=resources.list_templates())
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        caller = caller_of(ctx)
-        uri = str(params.uri)
-        if uri in _STATIC_RESOURCES:
-            text = _STATIC_RESOURCES[uri][2]
-            return types.ReadResourceResult(contents=[types.TextResourceContents(uri=uri, mime_type="text/plain",
-                                                                                text=text)])
-        try:
-            transport = transport_of(ctx) + "-resource"
-            if uri == "proxmox://nodes":
-                data = await executor.call("node_status", {}, _read_only(caller), transport=transport)
-            elif uri == "proxmox://vms":
-                data = await executor.call("list_vms", {}, _read_only(caller), transport=transport)
-            elif match := _VM_URI.match(uri):
-                data = await executor.call("vm_status", {"vmid": int(match.group(1))}, _read_only(caller),
-                                           transport=transport)
-            else:
-                raise MCPError(types.INVALID_PARAMS, f"unknown resource {uri}")
-        except ServiceFailure as exc:
-            raise MCPError(types.INTERNAL_ERROR if exc.code is ErrorCode.INTERNAL else types.INVALID_PARAMS,
-                           exc.info.as_text()) from None
-        return types.ReadResourceResult(contents=[types.TextResourceContents(
-            uri=uri, mime_type="application/json", text=json.dumps(data, sort_keys=True))])
+        return await resources.read_resource(executor, str(params.uri), caller_of(ctx),
+                                             transport_of(ctx) + "-resource")
 
-    return Server(
+    async def list_prompts(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        caller_of(ctx)
+        return types.ListPromptsResult(prompts=prompts.list_prompts())
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        caller_of(ctx)
+        return prompts.get_prompt(params.name, params.arguments)
+
+    server: Server[Any] = Server(
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -181,9 +155,8 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None)
         on_list_resources=list_resources,
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
     )
-
-
-def _read_only(caller: Caller) -> Caller:
-    """Resources are reads: run them at read scope whatever the token may do."""
-    return caller if caller.scope is Scope.READ else caller.model_copy(update={"scope": Scope.READ})
+    server.middleware.append(request_state_boundary(SERVER_NAME, principal_of, request_state_keys))
+    return server

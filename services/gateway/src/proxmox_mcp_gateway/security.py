@@ -20,6 +20,7 @@ from starlette.types import Scope
 from proxmox_mcp_gateway.access import AccessPolicy
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
 from proxmox_mcp_gateway.calls import CallSecurity
+from proxmox_mcp_gateway.confirm import ConfirmPolicy
 from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook, parse_networks
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.settings import GatewaySettings
@@ -52,10 +53,28 @@ def build_security(settings: GatewaySettings) -> CallSecurity:
                           per_tool=parse_tool_rates(settings.tool_rate_limits),
                           max_concurrent=settings.max_concurrent_per_token)
     audit = AuditLog(settings.audit_path(), max_bytes=settings.audit_max_bytes, backups=settings.audit_backups)
-    access = AccessPolicy(read_only=settings.read_only, extra_profiles=load_command_profiles(settings))
+    access = AccessPolicy(read_only=settings.read_only, extra_profiles=load_command_profiles(settings),
+                          exposed=settings.exposed_tools())
     if settings.read_only:
         log.warning("read-only mode: only read-scope tools are offered to any caller")
-    return CallSecurity(access=access, limiter=limiter, audit=audit)
+    if not settings.confirm_destructive:
+        log.warning("destructive calls run without confirmation (PMCP_CONFIRM_DESTRUCTIVE=false)")
+    confirm = ConfirmPolicy(enabled=settings.confirm_destructive, timeout=settings.confirm_timeout)
+    return CallSecurity(access=access, limiter=limiter, audit=audit, confirm=confirm)
+
+
+def request_state_keys(settings: GatewaySettings) -> list[bytes] | None:
+    """The key sealing 2026-era input_required state, when configured (replicas must share one)."""
+    if settings.request_state_key_file is None:
+        return None
+    try:
+        key = settings.request_state_key_file.read_bytes().strip()
+    except OSError as exc:
+        raise SecurityConfigError(f"PMCP_REQUEST_STATE_KEY_FILE: cannot read it ({type(exc).__name__})") from None
+    if len(key) < 32:
+        raise SecurityConfigError("PMCP_REQUEST_STATE_KEY_FILE: the key must have at least 32 bytes")
+    register_secret(key.decode(errors="replace"))
+    return [key]
 
 
 def edge_policy(settings: GatewaySettings, transport: TransportSecuritySettings) -> EdgePolicy:

@@ -10,6 +10,7 @@ from proxmox_mcp_runtime.logs import configure_logging
 from pydantic import ValidationError
 
 from proxmox_mcp_gateway.app import build_app
+from proxmox_mcp_gateway.clusters import ClusterConfigError
 from proxmox_mcp_gateway.security import SecurityConfigError
 from proxmox_mcp_gateway.settings import GatewaySettings
 
@@ -31,7 +32,7 @@ def main() -> None:
     try:
         settings = GatewaySettings()
         app = build_app(settings)
-    except (ValidationError, SecurityConfigError) as exc:
+    except (ValidationError, SecurityConfigError, ClusterConfigError) as exc:
         print(f"error: gateway settings: {exc}", file=sys.stderr)
         sys.exit(2)
     uvicorn.Server(uvicorn_config(app, settings.host, settings.port)).run()

@@ -9,6 +9,8 @@ from proxmox_mcp_contracts.envelope import Scope
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from proxmox_mcp_gateway.catalog import PROFILE_NAMES, exposed_tools
+from proxmox_mcp_gateway.clusters import ClusterNames, names_from_config_file
 from proxmox_mcp_gateway.edge import parse_networks
 from proxmox_mcp_gateway.limits import RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.tokens import default_state_dir
@@ -62,7 +64,23 @@ class GatewaySettings(BaseSettings):
                                           description="TOML with [profiles.NAME] command profiles beside the "
                                           "built-in ones (must match the ssh-worker's)")
 
-    @field_validator("allowed_hosts", "allowed_origins", "allowed_cidrs", "trusted_proxies", mode="before")
+
+    # --- tools, clusters, confirmation (issue 7) ---
+    tool_profile: str = Field(default="full", description=f"Tools offered: {', '.join(PROFILE_NAMES)}")
+    tools: CommaList = Field(default_factory=list, description="Explicit comma list of tools (wins over the "
+                             "profile)")
+    clusters: CommaList = Field(default_factory=list, description="Cluster names calls may name (default: the "
+                                "names in PMCP_CONFIG, else only the default cluster)")
+    config: Path | None = Field(default=None, description="Cluster config TOML: the gateway reads cluster names "
+                                "from it, nothing else")
+    confirm_destructive: bool = Field(default=True, description="Destructive calls need the user's confirmation")
+    confirm_timeout: float = Field(default=120.0, gt=0, description="Seconds a user has to answer a confirmation")
+    request_state_key_file: Path | None = Field(
+        default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
+        "between gateway replicas (default: a key of this process)")
+
+    @field_validator("allowed_hosts", "allowed_origins", "allowed_cidrs", "trusted_proxies", "tools", "clusters",
+                     mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -73,6 +91,18 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         parse_networks(value)
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        exposed_tools("full", value)
+        return value
+
+    @field_validator("tool_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        exposed_tools(value)
         return value
 
     @field_validator("rate_limit")
@@ -99,3 +129,18 @@ class GatewaySettings(BaseSettings):
 
     def audit_path(self) -> Path:
         return self.audit_file or self.state_dir / "audit.jsonl"
+
+    def exposed_tools(self) -> frozenset[str]:
+        return exposed_tools(self.tool_profile, self.tools)
+
+    def cluster_names(self) -> ClusterNames:
+        """PMCP_CLUSTERS, else the names in PMCP_CONFIG, else only the default cluster. The default cluster is
+        PMCP_DEFAULT_CLUSTER when set, else the config file's default_cluster, else its first cluster."""
+        names: list[str] = list(self.clusters)
+        file_default: str | None = None
+        if not names and self.config is not None:
+            names, file_default = names_from_config_file(self.config)
+        default = self.default_cluster
+        if "default_cluster" not in self.model_fields_set:
+            default = file_default or (names[0] if names else default)
+        return ClusterNames.of(default, names)

@@ -90,7 +90,9 @@ class _Closed:
         return text if text in self.values else OTHER
 
 
-CODES = frozenset({OK, *(code.value for code in ErrorCode)})
+CANCELLED = "cancelled"
+"""A call the client cancelled (e.g. mid task-wait): neither ok nor an error of ours."""
+CODES = frozenset({OK, CANCELLED, *(code.value for code in ErrorCode)})
 ORIGINAL_TOOLS = ("execute_command", "list_vms", "vm_status", "vm_action", "node_status", "proxmox_api")
 _tool = _Bounded(r"[a-z][a-z0-9_]{0,47}", 64, seed=ORIGINAL_TOOLS)
 _cluster = _Bounded(r"[a-z0-9][a-z0-9_-]{0,62}", 32)
