@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME
 from proxmox_mcp_runtime import metrics
-from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
-from proxmox_mcp_runtime.logs import configure_logging
-from proxmox_mcp_runtime.metrics_http import MetricsConfigError, serve_metrics_from_env
+from proxmox_mcp_runtime.config import ConfigError
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
-from pydantic import ValidationError
+from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
 from proxmox_mcp_api_worker.handlers import ApiWorker
 from proxmox_mcp_api_worker.settings import ApiWorkerSettings
@@ -70,35 +66,11 @@ async def run(config: ProxmoxConfig, settings: ApiWorkerSettings, stop: asyncio.
 
 
 def load(env: dict[str, str] | None = None) -> tuple[ProxmoxConfig, ApiWorkerSettings]:
-    settings = ApiWorkerSettings()
-    environ = dict(os.environ if env is None else env)
-    if settings.config_path is not None:
-        environ["PMCP_CONFIG"] = str(settings.config_path)
-    return load_proxmox_config(environ, dotenv=settings.env_file), settings
+    return load_worker(ApiWorkerSettings, env)
 
 
 def main() -> None:
-    configure_logging("api-worker")
-    try:
-        config, settings = load()
-        server = serve_metrics_from_env("api-worker", _version())
-    except (ConfigError, MetricsConfigError) as exc:
-        log.error("cannot start the api-worker", extra={"problem": str(exc)})
-        sys.exit(2)
-    except ValidationError as exc:
-        problem = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        log.error("cannot start the api-worker", extra={"problem": problem})
-        sys.exit(2)
-    try:
-        asyncio.run(run(config, settings))
-    except ConfigError as exc:
-        log.error("cannot start the api-worker", extra={"problem": str(exc)})
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.close()
+    worker_main("api-worker", _version(), ApiWorkerSettings, run)
 
 
 if __name__ == "__main__":

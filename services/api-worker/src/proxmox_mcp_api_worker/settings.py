@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from proxmox_mcp_runtime.worker_main import WorkerBaseSettings
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ApiWorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
-
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias="NATS_URL")
-    config_path: Path | None = Field(
-        default=None, validation_alias="PMCP_CONFIG",
-        description="TOML cluster config; without it the original SSH_*/PROXMOX_* variables describe one cluster",
-    )
-    env_file: Path = Field(default=Path(".env"), validation_alias="PMCP_ENV_FILE")
+class ApiWorkerSettings(WorkerBaseSettings):
     clusters: str | None = Field(
         default=None, validation_alias="PMCP_API_CLUSTERS", description="Comma list: serve only these clusters"
     )
-    drain_timeout: float = Field(default=30.0, gt=0, validation_alias="PMCP_DRAIN_TIMEOUT")
     threads: int = Field(
         default=32, ge=2, le=512, validation_alias="PMCP_API_THREADS",
         description="Blocking Proxmox requests at once per cluster (also the HTTPS connection pool size)",

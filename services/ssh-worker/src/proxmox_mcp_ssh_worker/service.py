@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_contracts.subjects import SSH_SERVICE_NAME
 from proxmox_mcp_runtime import metrics
-from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
-from proxmox_mcp_runtime.logs import configure_logging
-from proxmox_mcp_runtime.metrics_http import serve_metrics_from_env
+from proxmox_mcp_runtime.config import ConfigError
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
-from pydantic import ValidationError
+from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
 from proxmox_mcp_ssh_worker.handlers import SshWorker
 from proxmox_mcp_ssh_worker.policy import CommandAuthorizer, authorize_command
@@ -69,31 +65,11 @@ async def run(config: ProxmoxConfig, settings: SshWorkerSettings, stop: asyncio.
 
 
 def load(env: dict[str, str] | None = None) -> tuple[ProxmoxConfig, SshWorkerSettings]:
-    settings = SshWorkerSettings()
-    environ = dict(os.environ if env is None else env)
-    if settings.config_path is not None:
-        environ["PMCP_CONFIG"] = str(settings.config_path)
-    return load_proxmox_config(environ, dotenv=settings.env_file), settings
+    return load_worker(SshWorkerSettings, env)
 
 
 def main() -> None:
-    configure_logging("ssh-worker")
-    try:
-        config, settings = load()
-    except (ConfigError, ValidationError) as exc:
-        log.error("cannot start the ssh-worker", extra={"problem": str(exc)})
-        sys.exit(2)
-    server = serve_metrics_from_env("ssh-worker", _version())
-    try:
-        asyncio.run(run(config, settings))
-    except ConfigError as exc:
-        log.error("cannot start the ssh-worker", extra={"problem": str(exc)})
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.close()
+    worker_main("ssh-worker", _version(), SshWorkerSettings, run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""What both workers do at start: read their settings and the cluster config, serve metrics, run, exit cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from proxmox_mcp_contracts.settings import ProxmoxConfig
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.logs import configure_logging
+from proxmox_mcp_runtime.metrics_http import MetricsConfigError, serve_metrics_from_env
+
+log = logging.getLogger(__name__)
+
+
+class WorkerBaseSettings(BaseSettings):
+    """Settings every worker has (environment only; secrets come from the cluster config, never argv)."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    config_path: Path | None = Field(
+        default=None, validation_alias=CONFIG_ENV,
+        description="TOML cluster config; without it the original SSH_*/PROXMOX_* variables describe one cluster",
+    )
+    env_file: Path = Field(default=Path(".env"), validation_alias="PMCP_ENV_FILE")
+    drain_timeout: float = Field(default=30.0, gt=0, validation_alias="PMCP_DRAIN_TIMEOUT")
+
+
+SettingsT = TypeVar("SettingsT", bound=WorkerBaseSettings)
+
+
+def load_worker(
+    settings_type: type[SettingsT], env: Mapping[str, str] | None = None
+) -> tuple[ProxmoxConfig, SettingsT]:
+    settings = settings_type()
+    environ = dict(os.environ if env is None else env)
+    if settings.config_path is not None:
+        environ[CONFIG_ENV] = str(settings.config_path)
+    return load_proxmox_config(environ, dotenv=settings.env_file), settings
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def worker_main(
+    service: str,
+    version: str,
+    settings_type: type[SettingsT],
+    run: Callable[[ProxmoxConfig, SettingsT], Coroutine[Any, Any, None]],
+) -> None:
+    """JSON logs, settings + config (exit 2 with the problem named), metrics server, run until SIGTERM."""
+    configure_logging(service)
+    try:
+        config, settings = load_worker(settings_type)
+        server = serve_metrics_from_env(service, version)
+    except (ConfigError, MetricsConfigError, ValidationError) as exc:
+        log.error(f"cannot start the {service}", extra={"problem": _problem(exc)})
+        sys.exit(2)
+    try:
+        asyncio.run(run(config, settings))
+    except ConfigError as exc:
+        log.error(f"cannot start the {service}", extra={"problem": str(exc)})
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.close()
