@@ -30,7 +30,24 @@ INSTRUCTIONS = (
     "the client when it can, otherwise ask the user yourself and pass confirm=true."
 )
 
+_DEFINITIONS: dict[str, types.Tool] = {}
+
+
+def _input_schema(name: str) -> dict[str, Any] | None:
+    """For the SDK's 2026-era header checks, so they need no tools/list round of their own."""
+    spec = TOOLS_BY_NAME.get(name)
+    return None if spec is None else spec.input_schema()
+
+
 def tool_definition(spec: ToolSpec) -> types.Tool:
+    """The MCP definition of a tool, built once per tool name (specs are static)."""
+    cached = _DEFINITIONS.get(spec.name)
+    if cached is None:
+        cached = _DEFINITIONS[spec.name] = _build_definition(spec)
+    return cached
+
+
+def _build_definition(spec: ToolSpec) -> types.Tool:
     a = spec.annotations
     return types.Tool(
         name=spec.name,
@@ -150,6 +167,7 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
+        get_tool_input_schema=_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_resources=list_resources,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -82,7 +83,9 @@ class ToolSpec:
         return self.destructive_when is not None and self.destructive_when(args)
 
 
+@functools.cache
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generated once per model: tools/list (which the 2026-era client asks for around calls) must stay cheap.
     schema = model.model_json_schema()
     schema.setdefault("type", "object")
     schema.pop("title", None)
