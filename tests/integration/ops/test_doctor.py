@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.nats import NatsServer
 from tests.support.procs import free_port
-from tests.support.sshd import SshdServer
+from tests.support.sshd import SshdServer, start_sshd
 
 CLEAN_PREFIXES = ("SSH_", "PROXMOX_", "PMCP_", "NATS_URL")
 
@@ -181,6 +181,10 @@ def test_tunnel_mode_names_a_forward_the_host_refuses(sshd: SshdServer) -> None:
 def test_pvesh_mode_on_a_host_without_pvesh_names_the_fix(sshd: SshdServer) -> None:
     _, report, _ = doctor({**ssh_env(sshd), "PROXMOX_API_MODE": "pvesh"})
     assert "pvesh needs root" in failed(report)["api.version"]["fix"]
+    problem = failed(report)["api.modes[pvesh]"]
+    assert "(configured)" in problem["detail"] and "pvesh is not available on node pve1" in problem["detail"]
+    assert "pvesh not found on pve1" in problem["fix"]
+    assert report["api_modes"]["configured"] == "pvesh" and report["api_modes"]["working"] == []
 
 
 def test_bad_configuration_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
@@ -191,6 +195,7 @@ def test_bad_configuration_is_a_failed_check_not_a_crash(tmp_path: Path) -> None
     assert "not valid TOML" in failed(report)["config"]["detail"]
     code, report, _ = doctor({})
     assert code == 1 and "no cluster configured" in failed(report)["config"]["detail"]
+    assert "api_modes" not in report and not any(name.startswith("api.modes") for name in checks(report))
 
 
 def test_the_table_output_shows_each_fix(sshd: SshdServer, tmp_path: Path) -> None:
@@ -285,3 +290,130 @@ def test_an_unpinned_self_signed_certificate_gets_the_pin_to_use(sim: Any) -> No
     problem = failed(report)["api.tls"]
     assert "PROXMOX_FINGERPRINT=" in problem["fix"]
     assert sim.fingerprint.replace(":", "").upper()[:16] in problem["fix"].replace(":", "").upper()
+
+
+# --- which API modes work from here ------------------------------------------------------------------
+
+
+def sim_ssh_env(sim: Any) -> dict[str, str]:
+    return {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
+            "SSH_USER": getattr(sim, "ssh_user", "root"), "SSH_KEY_PATH": str(sim.ssh_private_key),
+            "SSH_HOST_KEY_FINGERPRINT": sim.ssh_host_key_fingerprint}
+
+
+def modes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name.removeprefix("api.modes[").removesuffix("]"): check for name, check in checks(report).items()
+            if name.startswith("api.modes[")}
+
+
+def test_all_three_api_modes_work_against_the_simulator(sim: Any) -> None:
+    code, report, stderr = doctor({**sim_ssh_env(sim), **api_env(sim)}, "--allow-root")
+    assert code == 0, (failed(report), stderr)
+    found = modes(report)
+    assert set(found) == {"direct", "ssh-tunnel", "pvesh"}
+    assert all(check["status"] == "ok" for check in found.values()), found
+    assert found["direct"]["detail"].startswith(f"(configured) HTTPS to {sim.host}:{sim.api_port}: Proxmox VE ")
+    assert f"HTTPS through SSH to {sim.nodes[0]}, then its 127.0.0.1:8006: Proxmox VE " in found["ssh-tunnel"]["detail"]
+    assert f"`pvesh get /version` over SSH on {sim.nodes[0]}: Proxmox VE " in found["pvesh"]["detail"]
+    summary = report["api_modes"]
+    assert summary["configured"] == "direct" and summary["working"] == ["direct", "ssh-tunnel", "pvesh"]
+    assert all(mode["ok"] and mode["fix"] is None for mode in summary["modes"].values())
+    assert sim.admin_token["secret"] not in json.dumps(report) + stderr
+
+
+def test_an_unreachable_api_port_fails_direct_and_suggests_the_tunnel(sim: Any) -> None:
+    closed = free_port()
+    code, report, stderr = doctor({**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(closed)}, "--allow-root")
+    assert code == 1
+    found = modes(report)
+    direct = found["direct"]
+    assert direct["status"] == "fail", direct
+    assert f"{sim.host}:{closed}" in direct["detail"] and "cannot connect" in direct["detail"]
+    assert f"port {closed} is not reachable from here: use api mode ssh-tunnel, which works" in direct["fix"]
+    assert 'api.mode = "ssh-tunnel"' in direct["fix"] and "PROXMOX_API_MODE=ssh-tunnel" in direct["fix"]
+    # The tunnel goes to the host's own 127.0.0.1:8006, not to the (forwarded) port configured for direct.
+    assert found["ssh-tunnel"]["status"] == "ok" and "127.0.0.1:8006" in found["ssh-tunnel"]["detail"]
+    assert found["pvesh"]["status"] == "ok"
+    assert report["api_modes"]["working"] == ["ssh-tunnel", "pvesh"]
+    assert set(failed(report)) == {"api.reach", "api.modes[direct]"}, failed(report)
+
+
+def test_another_mode_failing_is_only_a_warning(sim: Any) -> None:
+    env = {**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(free_port()), "PROXMOX_API_MODE": "pvesh"}
+    code, report, stderr = doctor(env, "--allow-root")
+    assert code == 0, (failed(report), stderr)
+    found = modes(report)
+    assert found["pvesh"]["status"] == "ok" and found["pvesh"]["detail"].startswith("(configured) ")
+    assert found["direct"]["status"] == "warn" and "informational" in found["direct"]["detail"]
+    assert "for api mode direct, open port" in found["direct"]["fix"]
+    assert found["ssh-tunnel"]["status"] == "ok"
+
+
+def test_a_refused_forward_names_the_authorized_keys_options(sim: Any) -> None:
+    port = free_port()  # neither the simulator's API port nor 8006: its SSH face refuses to forward there
+    env = {**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(port), "PROXMOX_API_MODE": "ssh-tunnel"}
+    code, report, _ = doctor(env, "--allow-root")
+    assert code == 1
+    tunnel = failed(report)["api.modes[ssh-tunnel]"]
+    assert f"refused to forward to 127.0.0.1:{port}" in tunnel["detail"]
+    assert f'port-forwarding,permitopen="127.0.0.1:{port}"' in tunnel["fix"]
+    assert 'or switch to a mode that works from here: set api.mode = "pvesh"' in tunnel["fix"]
+    assert modes(report)["pvesh"]["status"] == "ok"
+
+
+def test_a_mode_without_credentials_is_not_tried_and_says_what_is_missing(sim: Any) -> None:
+    code, report, stderr = doctor({**sim_ssh_env(sim), "PROXMOX_API_MODE": "pvesh"}, "--allow-root")
+    assert code == 0, (failed(report), stderr)
+    found = modes(report)
+    for mode in ("direct", "ssh-tunnel"):
+        assert found[mode]["status"] == "warn" and "not tried: no Proxmox API credentials" in found[mode]["detail"]
+        assert "PROXMOX_TOKEN_NAME" in found[mode]["fix"]
+    assert found["pvesh"]["status"] == "ok"
+
+
+def test_the_table_lists_the_modes(sim: Any) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
+    env = {**base, **sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(free_port()), "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "proxmox_mcp_cli.main", "doctor", "--allow-root", "--timeout", "3",
+                             "--env-file", "/nonexistent"], capture_output=True, text=True, timeout=120, check=False,
+                            env=env)
+    assert result.returncode == 1
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("api.modes[")}
+    assert "FAIL" in lines["api.modes[direct]"] and "(configured)" in lines["api.modes[direct]"]
+    assert lines["api.modes[ssh-tunnel]"].split()[1] == "ok" and lines["api.modes[pvesh]"].split()[1] == "ok"
+    assert "use api mode ssh-tunnel, which works" in result.stdout
+
+
+def tunnel_env(sshd: SshdServer, port: int) -> dict[str, str]:
+    """Tunnel mode through the real sshd to its 127.0.0.1:PORT (credentials well-formed, never used)."""
+    return {**ssh_env(sshd), "PROXMOX_API_MODE": "ssh-tunnel", "PROXMOX_PORT": str(port), "PROXMOX_TOKEN_NAME": "mcp",
+            "PROXMOX_TOKEN_VALUE": "unused", "PROXMOX_FINGERPRINT": "ab" * 32}
+
+
+@pytest.fixture(scope="module")
+def restricted_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    """The real sshd with the client keys under `restrict` (no port forwarding), as authorized_keys often has."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd-restricted"), key_options="restrict")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_key_restricted_from_forwarding_gets_the_permitopen_fix(restricted_sshd: SshdServer) -> None:
+    code, report, _ = doctor(tunnel_env(restricted_sshd, 8006))
+    assert code == 1
+    tunnel = failed(report)["api.modes[ssh-tunnel]"]
+    assert "refused to forward to 127.0.0.1:8006 (Administratively prohibited)" in tunnel["detail"]
+    assert 'port-forwarding,permitopen="127.0.0.1:8006"' in tunnel["fix"] and "keygen --tunnel" in tunnel["fix"]
+    pvesh = modes(report)["pvesh"]
+    assert pvesh["status"] == "warn" and "pvesh not found on pve1" in pvesh["fix"]
+
+
+def test_a_tunnel_to_a_port_nothing_listens_on_says_so(sshd: SshdServer) -> None:
+    closed = free_port()
+    code, report, _ = doctor(tunnel_env(sshd, closed))
+    assert code == 1
+    tunnel = failed(report)["api.modes[ssh-tunnel]"]
+    assert "(Connect failed)" in tunnel["detail"]
+    assert f"nothing listens on pve1's 127.0.0.1:{closed}" in tunnel["fix"] and "pveproxy" in tunnel["fix"]

@@ -1,4 +1,5 @@
-"""The doctor's orchestration: config, then SSH (and the API through SSH in tunnel/pvesh mode), the API, NATS."""
+"""The doctor's orchestration: config, then SSH (and the API through SSH in tunnel/pvesh mode), the API, which
+API modes work from here, NATS."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from proxmox_mcp_contracts.subjects import SUBJECT_PREFIX, WorkerKind, service_n
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
 
 from proxmox_mcp_cli.doctor_api import ORIGINAL_TOOLS, check_api
+from proxmox_mcp_cli.doctor_modes import check_api_modes
 from proxmox_mcp_cli.doctor_report import Report
 from proxmox_mcp_cli.doctor_ssh import (
     SshOptions,
@@ -209,6 +211,7 @@ def diagnose(args: argparse.Namespace) -> Report:
         _check_ssh_and_tunnel(report, cluster, args, tools)
         if cluster.api.mode == "direct":
             _check_api_direct(report, cluster, tools, args.timeout)
+        check_api_modes(report, cluster, args.timeout)
     nats_url = args.nats_url or os.environ.get("NATS_URL")
     if nats_url:
         asyncio.run(_check_nats(report, nats_url, cluster.name if cluster else None, args.timeout))

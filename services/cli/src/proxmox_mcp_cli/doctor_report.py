@@ -6,7 +6,7 @@ import json
 import shutil
 import textwrap
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "warn", "fail", "skip"]
 MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -25,6 +25,8 @@ class Check:
 class Report:
     cluster: str | None = None
     checks: list[Check] = field(default_factory=list)
+    api_modes: dict[str, Any] | None = None
+    """Which API modes work from here (the "API modes" check), for --json."""
 
     def add(self, name: str, status: Status, detail: str, fix: str | None = None) -> Check:
         check = Check(name, status, detail, fix if status in ("fail", "warn") else None)
@@ -49,8 +51,11 @@ class Report:
 
     def to_json(self) -> str:
         counts = {status: sum(1 for c in self.checks if c.status == status) for status in MARK}
-        return json.dumps({"ok": not self.failed, "cluster": self.cluster, "summary": counts,
-                           "checks": [asdict(c) for c in self.checks]}, indent=2)
+        document: dict[str, Any] = {"ok": not self.failed, "cluster": self.cluster, "summary": counts,
+                                    "checks": [asdict(c) for c in self.checks]}
+        if self.api_modes is not None:
+            document["api_modes"] = self.api_modes
+        return json.dumps(document, indent=2)
 
     def to_table(self, width: int | None = None) -> str:
         width = width or max(shutil.get_terminal_size((120, 24)).columns, 80)
