@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
+from proxmox_mcp_cli.doctor_checks import api_through_ssh
+from proxmox_mcp_cli.doctor_report import Report
+from proxmox_mcp_runtime.config import load_proxmox_config
 
 from tests.support.nats import NatsServer
 from tests.support.procs import free_port
@@ -257,6 +261,30 @@ def test_tunnel_mode_through_the_simulators_ssh_is_all_green(sim: Any) -> None:
     code, report, stderr = doctor(env, "--allow-root")
     assert code == 0, (failed(report), stderr)
     assert checks(report)["api.tunnel"]["status"] == "ok"
+
+
+class _DropsAfterFirstChannel(paramiko.Transport):
+    """A real SSH connection to the simulator that goes away right after its first channel opens."""
+
+    def open_channel(self, *args: Any, **kwargs: Any) -> paramiko.Channel:
+        channel = super().open_channel(*args, **kwargs)
+        self.close()
+        return channel
+
+
+def test_an_ssh_connection_dropping_under_the_tunnel_is_a_failed_check_not_a_crash(sim: Any) -> None:
+    env = {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
+           **api_env(sim), "PROXMOX_API_MODE": "ssh-tunnel"}
+    cluster = load_proxmox_config(env, dotenv=Path("/nonexistent/.env")).cluster(None)
+    assert cluster is not None
+    transport = _DropsAfterFirstChannel((sim.host, sim.ssh_port))
+    transport.connect(username="root", pkey=paramiko.PKey.from_path(sim.ssh_private_key))
+    report = Report()
+    api_through_ssh(report, cluster, transport, ["list_vms"], timeout=3)
+    results = {c.name: c for c in report.checks}
+    assert results["api.tunnel"].status == "ok"
+    assert results["api.tls"].status == "fail"
+    assert "the SSH connection carrying the tunnel failed" in results["api.tls"].detail
 
 
 def test_a_token_lacking_privileges_is_named_with_the_pveum_fix(sim: Any) -> None:

@@ -159,6 +159,27 @@ async def test_a_tunnel_to_the_api_port_reaches_the_https_api(
         listener.close()
 
 
+async def test_tunnels_torn_down_mid_request_leave_the_connection_working(
+    conn: asyncssh.SSHClientConnection, pve_sim: SimInfo
+) -> None:
+    async def abandon(i: int) -> None:
+        reader, writer = await conn.open_connection("127.0.0.1", 8006)
+        writer.write(b"\x16\x03\x01" + bytes(range(i % 200)))  # the start of a TLS hello, then gone
+        if i % 2:
+            writer.write_eof()
+            await reader.read(10)
+        writer.close()
+
+    await asyncio.gather(*(abandon(i) for i in range(60)))
+    listener = await conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", 8006)
+    try:
+        data = await asyncio.to_thread(_get_version, listener.get_port(), pve_sim)
+        assert data["release"] == "9.1"
+    finally:
+        listener.close()
+    assert (await conn.run("hostname", check=True)).exit_status == 0
+
+
 @pytest.mark.parametrize(("host", "port"), [("127.0.0.1", 22), ("10.0.0.1", 8006), ("example.com", 443)])
 async def test_forwarding_anywhere_else_is_refused(conn: asyncssh.SSHClientConnection, host: str, port: int) -> None:
     with pytest.raises(asyncssh.ChannelOpenError):

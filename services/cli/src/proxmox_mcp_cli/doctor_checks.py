@@ -81,8 +81,9 @@ def _tunnel_socket(transport: paramiko.Transport, port: int, timeout: float) -> 
     return ours
 
 
-def _api_through_ssh(report: Report, cluster: ClusterConfig, transport: paramiko.Transport,
-                     tools: list[str], timeout: float) -> None:
+def api_through_ssh(report: Report, cluster: ClusterConfig, transport: paramiko.Transport,
+                    tools: list[str], timeout: float) -> None:
+    """The API checks in pvesh or ssh-tunnel mode, over the host's SSH connection `transport`."""
     api = cluster.api
     if api.mode == "pvesh":
         result = run(transport, "pvesh get /version --output-format json", timeout)
@@ -97,13 +98,23 @@ def _api_through_ssh(report: Report, cluster: ClusterConfig, transport: paramiko
     try:
         _tunnel_socket(transport, api.port, timeout).close()
     except (paramiko.SSHException, OSError, EOFError) as exc:
+        if not transport.is_active():
+            report.fail("api.tunnel", f"the SSH connection dropped while opening the tunnel ({exc})",
+                        "check the host's sshd log (journalctl -u ssh) and rerun the doctor")
+            return
         report.fail("api.tunnel", f"the host refused to forward to its 127.0.0.1:{api.port} ({type(exc).__name__})",
                     "allow port forwarding for this key: permitopen=\"127.0.0.1:8006\" in authorized_keys "
                     "(`proxmox-mcp keygen --tunnel` prints the line) and AllowTcpForwarding in sshd_config")
         return
     report.ok("api.tunnel", f"port {api.port} is reachable through the SSH tunnel")
-    check_api(report, api, lambda: _tunnel_socket(transport, api.port, timeout), cluster.api_host() or "localhost",
-              tools, timeout)
+
+    def connect() -> socket.socket:
+        try:
+            return _tunnel_socket(transport, api.port, timeout)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise ConnectionError(f"the SSH connection carrying the tunnel failed ({exc})") from None
+
+    check_api(report, api, connect, cluster.api_host() or "localhost", tools, timeout)
 
 
 def _check_ssh_and_tunnel(report: Report, cluster: ClusterConfig, args: argparse.Namespace, tools: list[str]) -> None:
@@ -125,7 +136,7 @@ def _check_ssh_and_tunnel(report: Report, cluster: ClusterConfig, args: argparse
             check_user_rights(report, cluster.ssh, target, transport, options)
             check_pveproxy(report, target, transport, options.timeout)
             if api_via_ssh and host == cluster.default_host:
-                _api_through_ssh(report, cluster, transport, tools, args.timeout)
+                api_through_ssh(report, cluster, transport, tools, args.timeout)
                 api_via_ssh = False
     if api_via_ssh:
         node = cluster.default_host.node if cluster.default_host else "?"

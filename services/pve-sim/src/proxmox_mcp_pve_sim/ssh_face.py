@@ -116,34 +116,44 @@ class _Server(asyncssh.SSHServer):
 
 def _forwarder(api_port: int) -> Any:
     async def forward(reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]) -> None:
+        # asyncssh closes the whole SSH connection when a channel handler raises, so one broken
+        # tunnel must never escape from here and take the client's other channels with it.
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", api_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pump_down() -> None:
-            with contextlib.suppress(Exception):
-                while data := await upstream_reader.read(65536):
-                    writer.write(data)
-            with contextlib.suppress(Exception):
-                writer.write_eof()
-
-        down = asyncio.create_task(pump_down())
-        try:
-            while data := await reader.read(65536):
-                upstream_writer.write(data)
-                await upstream_writer.drain()
-            if upstream_writer.can_write_eof():
-                upstream_writer.write_eof()
-            await down
+            await _pump_both_ways(api_port, reader, writer)
         except Exception:
-            down.cancel()
+            log.info("a forwarded connection ended with an error", exc_info=True)
         finally:
-            upstream_writer.close()
-            writer.close()
+            with contextlib.suppress(Exception):
+                writer.close()
 
     return forward
+
+
+async def _pump_both_ways(api_port: int, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]) -> None:
+    try:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", api_port)
+    except OSError:
+        return
+
+    async def pump_down() -> None:
+        with contextlib.suppress(Exception):
+            while data := await upstream_reader.read(65536):
+                writer.write(data)
+        with contextlib.suppress(Exception):
+            writer.write_eof()
+
+    down = asyncio.create_task(pump_down())
+    try:
+        while data := await reader.read(65536):
+            upstream_writer.write(data)
+            await upstream_writer.drain()
+        if upstream_writer.can_write_eof():
+            upstream_writer.write_eof()
+        await down
+    finally:
+        down.cancel()
+        with contextlib.suppress(Exception):
+            upstream_writer.close()
 
 
 class _Session(asyncssh.SSHServerSession[str]):
