@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -48,6 +49,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def direct_samples(sim: Any, calls: int) -> list[float]:
@@ -102,16 +109,31 @@ async def rest_samples(base_url: str, token: str, calls: int) -> list[float]:
     return samples[5:]
 
 
-async def throughput(url: str, token: str, concurrency: int, calls: int) -> float:
+async def throughput(url: str, token: str, concurrency: int, calls: int,
+                     cpu_of: dict[str, int] | None = None) -> tuple[float, dict[str, float]]:
+    """Steady-state calls/s: every client opens its session (and makes one warm-up call) before the clock starts."""
+    ready = asyncio.Barrier(concurrency + 1)
+    go = asyncio.Event()
+
     async def one_client(share: int) -> None:
         async with http_client(url, token) as client:
+            assert not (await client.call_tool("list_vms", {})).is_error
+            await ready.wait()
+            await go.wait()
             for _ in range(share):
                 result = await client.call_tool("list_vms", {})
                 assert not result.is_error
 
+    clients = [asyncio.create_task(one_client(calls // concurrency)) for _ in range(concurrency)]
+    await ready.wait()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in (cpu_of or {}).items()}
     started = time.perf_counter()
-    await asyncio.gather(*(one_client(calls // concurrency) for _ in range(concurrency)))
-    return (calls // concurrency) * concurrency / (time.perf_counter() - started)
+    go.set()
+    await asyncio.gather(*clients)
+    elapsed = time.perf_counter() - started
+    done = (calls // concurrency) * concurrency
+    cpu_ms = {name: (cpu_seconds(pid) - cpu_before[name]) / done * 1000 for name, pid in (cpu_of or {}).items()}
+    return done / elapsed, cpu_ms
 
 
 async def main() -> None:
@@ -147,10 +169,15 @@ async def main() -> None:
               f"   (goal <= 2 / <= 10 ms)")
         print(f"  of which NATS+worker envelope:   p50 {nats50:6.2f} ms; MCP HTTP + gateway: "
               f"{added50 - nats50:6.2f} ms")
-        seq = await throughput(gateway.url, gateway.token, 1, args.calls)
-        conc = await throughput(gateway.url, gateway.token, 32, max(args.calls, 320))
+        seq, _ = await throughput(gateway.url, gateway.token, 1, args.calls)
+        measured = {"gateway": gateway.proc.pid, **{k: p.pid for k, p in workers.items()},
+                    "simulator": sim.proc.pid, "nats-server": nats_server.proc.pid, "bench (MCP client)": os.getpid()}
+        conc, cpu_ms = await throughput(gateway.url, gateway.token, 32, max(args.calls, 320) * 3, measured)
         print(f"list_vms through /mcp: sequential {seq:7.1f} calls/s, 32 concurrent {conc:7.1f} calls/s"
               f"   (goal >= 300)")
+        print("CPU per call in the 32-concurrent run (2 cores shared by all of these):")
+        for name, used in cpu_ms.items():
+            print(f"  {name:<20} {used:6.2f} ms")
         for name, proc in [("gateway", gateway.proc), *workers.items()]:
             print(f"RSS {name:<11} {rss_mib(proc.pid):6.1f} MiB   (goal < 120)")
     finally:

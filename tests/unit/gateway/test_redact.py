@@ -10,6 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from proxmox_mcp_runtime import redact as redact_module
 from proxmox_mcp_runtime.logs import JsonFormatter
 from proxmox_mcp_runtime.redact import REDACTED, Redactor, is_sensitive_key, secret_values
 from pydantic import BaseModel, SecretStr
@@ -165,3 +168,42 @@ def test_json_log_lines_pass_the_redactor() -> None:
     record.password = "hunter22"
     line = json.loads(JsonFormatter("test").format(record))
     assert secret not in json.dumps(line) and line["password"] == REDACTED
+
+
+PATTERNS = [getattr(redact_module, name) for name in ("_PRIVATE_KEY", "_PUTTY_KEY", "_PVE_API_TOKEN",
+            "_UUID_AFTER_EQUALS", "_UUID_AS_VALUE", "_PVE_TICKET", "_PVE_COOKIE", "_CSRF", "_JWT", "_AUTH_SCHEME",
+            "_PMCP_TOKEN", "_KEY_VALUE")]
+TRIGGER_FREE = st.text(alphabet=st.characters(blacklist_characters=":=|\u2502"), max_size=200).filter(
+    lambda text: redact_module._MAY_HOLD_A_SECRET.search(text) is None)
+
+
+@given(TRIGGER_FREE)
+@settings(max_examples=300, deadline=None)
+def test_text_the_fast_path_skips_matches_no_pattern(text: str) -> None:
+    assert all(pattern.search(text) is None for pattern in PATTERNS)
+
+
+SECRET_FRAGMENTS = ["PRIVATE KEY", "-----BEGIN ", "-----", "pmcp_", "eyJ", "Bearer ", "Basic ", "abc",
+                    "0123456789abcdef", "PVE", "\n", " ", "x" * 8, ".", "_", "-"]
+
+
+@given(st.lists(st.sampled_from(SECRET_FRAGMENTS), max_size=12).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_secret_fragments_without_a_trigger_match_no_pattern(text: str) -> None:
+    if redact_module._MAY_HOLD_A_SECRET.search(text) is None:
+        assert all(pattern.search(text) is None for pattern in PATTERNS)
+
+
+def test_a_registered_secret_is_hidden_in_a_plain_word_too() -> None:
+    redactor = Redactor(["hunter22"])
+    assert redactor.redact_text("hunter22") == REDACTED
+    assert redactor.redact_value({"name": "vm-hunter22", "status": "running"}) == {
+        "name": f"vm-{REDACTED}", "status": "running"}
+
+
+@pytest.mark.parametrize("secret", ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl",
+                                    "pmcp_0123456789ab_" + "A" * 24, "Bearer abcdefgh12345678", "basic dXNlcjpwYXNz",
+                                    "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"])
+def test_a_bare_secret_with_no_separator_is_still_redacted(secret: str) -> None:
+    redacted = Redactor().redact_text(secret)
+    assert REDACTED in redacted and secret.split()[-1] not in redacted

@@ -13,6 +13,7 @@ Redaction errs on the side of hiding: a UUID after `=` is hidden even when it wa
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -48,6 +49,10 @@ _TRACEBACK = re.compile(r"Traceback \(most recent call last\):.*\Z", re.S)
 _SOURCE_LINE = re.compile(r"File \"[^\"]+\", line \d+(?:, in \S+)?")
 _SOURCE_PATH = re.compile(r"(?:/[\w.@+-]+)+/[\w.@+-]+\.py[co]?\b|(?:/[\w.@+-]+)*/(?:site|dist)-packages(?:/[\w.@+-]+)*")
 
+_MAY_HOLD_A_SECRET = re.compile(r"[:=|\u2502]|PRIVATE KEY|pmcp_|eyJ|bearer|basic", re.I)
+"""Every pattern above needs one of these in the text; a string with none (most values: "running", "pve1",
+"qemu") can only hold a registered secret, so the other patterns are skipped for it."""
+
 _SENSITIVE_WORDS = ("password", "passwd", "passphrase", "secret", "apikey", "api_key", "private_key", "privkey",
                     "ticket", "csrfpreventiontoken", "authorization", "cookie", "token_value", "tokenvalue",
                     "credential")
@@ -57,6 +62,7 @@ _SAFE_KEYS = frozenset({"token_id", "tokenid", "token_name", "token_scope", "tok
                         "password_file", "secret_file", "ticket_lifetime"})
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
     """True for names whose values are secrets: password, ssh_key_passphrase, PMCP_TOKEN, api_token, ..."""
     name = key.strip("\"'").lower().replace("-", "_").replace(".", "_")
@@ -95,9 +101,11 @@ class Redactor:
     def redact_text(self, text: str) -> str:
         if not text:
             return text
+        pattern = self._secret_pattern
+        if _MAY_HOLD_A_SECRET.search(text) is None:
+            return text if pattern is None else pattern.sub(REDACTED, text)
         text = _PRIVATE_KEY.sub(_key_block, text)
         text = _PUTTY_KEY.sub(lambda m: m.group(1) + REDACTED + "\n", text)
-        pattern = self._secret_pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
         text = _PMCP_TOKEN.sub(REDACTED, text)
