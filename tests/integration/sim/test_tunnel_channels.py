@@ -1,0 +1,75 @@
+"""The pooled SSH connection survives tunnels that close while data is still arriving for them.
+
+Through a tunnel, a TLS client that closes right after its handshake races the server's session tickets:
+with paramiko's own channel pipe the transport thread then writes to a closed fd, and the whole SSH
+connection dies (paramiko issues #1700/#2271). proxmox_mcp_runtime.ssh installs a locked pipe instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import paramiko.pipe
+from proxmox_mcp_contracts.settings import HostConfig, SshSettings
+from proxmox_mcp_runtime.ssh import SshPool
+from proxmox_mcp_runtime.ssh.paramiko_pipes import LockedPosixPipe
+
+from tests.support.sim import SimInfo
+
+CLIENTS = 6
+SECONDS = 3.0
+
+
+def sim_pool(info: SimInfo) -> tuple[SshPool, HostConfig]:
+    assert info.ssh_port is not None
+    settings = SshSettings(user="root", port=info.ssh_port, key_path=Path(info.ssh_private_key),
+                           host_key_fingerprints=[info.ssh_host_key_fingerprint], connect_timeout=5.0)
+    return SshPool(settings), HostConfig(node=info.nodes[0], address=info.host)
+
+
+def handshake_then_hang_up(port: int, context: ssl.SSLContext, stop: threading.Event, done: list[int]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            context.wrap_socket(raw).close()  # the server's session tickets are still on their way
+            done.append(1)
+
+
+def test_every_channel_gets_the_locked_pipe() -> None:
+    assert isinstance(paramiko.pipe.make_pipe(), LockedPosixPipe)
+
+
+async def test_tunnels_hung_up_mid_data_never_take_the_ssh_connection_down(pve_sim: SimInfo) -> None:
+    pool, host = sim_pool(pve_sim)
+    forward = await pool.forward_local(host, "127.0.0.1", 8006)
+    context = ssl.create_default_context(cafile=pve_sim.cert_file)
+    context.check_hostname = False
+    stop = threading.Event()
+    done: list[int] = []
+    threads = [threading.Thread(target=handshake_then_hang_up, args=(forward.local_port, context, stop, done))
+               for _ in range(CLIENTS)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + SECONDS
+        while time.monotonic() < deadline and pool.stats.reconnects == 0:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 10)
+        await forward.aclose()
+    try:
+        assert pool.stats.reconnects == 0, "the SSH connection died under the tunnels"
+        assert len(done) > 50, "the tunnels did not carry enough handshakes to exercise the race"
+        result = await pool.run(host, ["hostname"], timeout=10)
+        assert result.stdout == f"{host.node}\n".encode()
+        assert pool.stats.reconnects == 0
+    finally:
+        await pool.close()
+
