@@ -12,12 +12,12 @@ import select
 import socket
 import threading
 from pathlib import Path
-from typing import Any
 
 import paramiko
 from proxmox_mcp_contracts.settings import ClusterConfig
 from proxmox_mcp_contracts.subjects import SUBJECT_PREFIX, WorkerKind, service_name
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.discovery import gather_replies
 
 from proxmox_mcp_cli.doctor_api import ORIGINAL_TOOLS, check_api
 from proxmox_mcp_cli.doctor_modes import check_api_modes
@@ -159,22 +159,6 @@ def _check_api_direct(report: Report, cluster: ClusterConfig, tools: list[str], 
               timeout)
 
 
-async def _srv_replies(nc: Any, subject: str, timeout: float) -> list[dict[str, Any]]:
-    inbox = nc.new_inbox()
-    replies: list[dict[str, Any]] = []
-    sub = await nc.subscribe(inbox)
-    try:
-        await nc.publish(subject, b"", reply=inbox)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async for msg in sub.messages:
-                    with contextlib.suppress(ValueError):
-                        replies.append(json.loads(msg.data))
-    finally:
-        await sub.unsubscribe()
-    return replies
-
-
 async def _check_nats(report: Report, url: str, cluster: str | None, timeout: float) -> None:
     import nats
 
@@ -196,7 +180,7 @@ async def _check_nats(report: Report, url: str, cluster: str | None, timeout: fl
         report.ok("nats", f"connected to {url}")
         for kind in WorkerKind:
             name = f"workers.{kind.value}"
-            replies = await _srv_replies(nc, f"$SRV.INFO.{service_name(kind)}", min(timeout, 0.5))
+            replies = await gather_replies(nc, f"$SRV.INFO.{service_name(kind)}", min(timeout, 0.5))
             prefix = f"{SUBJECT_PREFIX}.{cluster}.{kind.value}." if cluster else f"{SUBJECT_PREFIX}."
             serving = [r for r in replies
                        if any(str(e.get("subject", "")).startswith(prefix) for e in r.get("endpoints") or [])]

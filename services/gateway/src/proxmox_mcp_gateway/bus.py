@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -29,6 +28,7 @@ from proxmox_mcp_contracts.subjects import (
     service_name,
     ssh_subject,
 )
+from proxmox_mcp_runtime.discovery import gather_replies
 from proxmox_mcp_runtime.worker import connect_nats
 
 log = logging.getLogger(__name__)
@@ -200,20 +200,7 @@ class WorkerBus:
         return await self._gather(f"$SRV.STATS.{service_name(kind)}", timeout)
 
     async def _gather(self, subject: str, timeout: float) -> list[dict[str, Any]]:
-        nc = self._client()
-        inbox = nc.new_inbox()
-        replies: list[dict[str, Any]] = []
-        sub = await nc.subscribe(inbox)
-        try:
-            await nc.publish(subject, b"", reply=inbox)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    async for msg in sub.messages:
-                        with contextlib.suppress(ValueError):
-                            replies.append(json.loads(msg.data))
-        finally:
-            await sub.unsubscribe()
-        return replies
+        return await gather_replies(self._client(), subject, timeout)
 
 
 def _decode_reply(msg: Msg) -> dict[str, Any]:
