@@ -31,8 +31,16 @@ class CheckState:
     last_success: float | None = None
     last_checked: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    _observed: float = field(default=float("-inf"), repr=False)
 
-    def record(self, ok: bool, latency_ms: float | None, error: str | None = None, **detail: Any) -> None:
+    def record(self, ok: bool, latency_ms: float | None, error: str | None = None, *,
+               observed_at: float | None = None, **detail: Any) -> bool:
+        """Take an observation made at observed_at (time.monotonic(); default: now); False, and nothing changes,
+        when a newer one is already recorded (a slow probe round must not overwrite a check made after it began)."""
+        observed = time.monotonic() if observed_at is None else observed_at
+        if observed < self._observed:
+            return False
+        self._observed = observed
         now = time.time()
         self.status = "ok" if ok else "fail"
         self.latency_ms = None if latency_ms is None else round(latency_ms, 2)
@@ -43,6 +51,7 @@ class CheckState:
             self.last_error = None
         else:
             self.last_error = error
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,33 +125,34 @@ class HealthMonitor:
         return all(results)
 
     async def _probe_workers(self, kind: WorkerKind, name: str) -> bool:
-        started = time.perf_counter()
+        asked_at, started = time.monotonic(), time.perf_counter()
         try:
             replies = await self.bus.ping_services(kind, timeout=min(self.timeout, 0.5))
         except ServiceFailure as exc:
-            self._set(name, False, None, exc.info.message)
+            self._set(name, False, None, exc.info.message, observed_at=asked_at)
             return False
         ok = bool(replies)
         self._set(name, ok, (time.perf_counter() - started) * 1000, None if ok else "no instance answered",
-                  instances=len(replies))
+                  observed_at=asked_at, instances=len(replies))
         return ok
 
     async def _probe_target(self, kind: WorkerKind, op: SshOp | ApiOp, name: str) -> bool:
-        started = time.perf_counter()
+        asked_at, started = time.monotonic(), time.perf_counter()
         try:
             result = await self.bus.call(kind, op, {}, cluster=self.cluster, caller=PROBE_CALLER,
                                          deadline=time.time() + self.timeout, idempotent=True)
         except ServiceFailure as exc:
-            self._set(name, False, (time.perf_counter() - started) * 1000, exc.info.as_text())
+            self._set(name, False, (time.perf_counter() - started) * 1000, exc.info.as_text(), observed_at=asked_at)
             return False
         ok = bool(result.get("ok"))
-        self._set(name, ok, result.get("latency_ms"), None if ok else str(result.get("detail") or "probe failed"))
+        self._set(name, ok, result.get("latency_ms"), None if ok else str(result.get("detail") or "probe failed"),
+                  observed_at=asked_at)
         return ok
 
-    def _set(self, name: str, ok: bool, latency_ms: float | None, error: str | None, **detail: Any) -> None:
+    def _set(self, name: str, ok: bool, latency_ms: float | None, error: str | None, *,
+             observed_at: float | None = None, **detail: Any) -> None:
         state = self.checks[name]
-        state.record(ok, latency_ms, error, **detail)
-        if self.listener is not None:
+        if state.record(ok, latency_ms, error, observed_at=observed_at, **detail) and self.listener is not None:
             self.listener(name, state)
 
     def report(self) -> dict[str, Any]:
@@ -163,10 +173,10 @@ class HealthMonitor:
             if not self.bus.connected:
                 self._set(name, False, None, "NATS is down")
                 continue
-            started = time.perf_counter()
+            asked_at, started = time.monotonic(), time.perf_counter()
             alive = await self.bus.any_service(kind, timeout=min(self.timeout, 0.5))
             self._set(name, alive, (time.perf_counter() - started) * 1000, None if alive else "no instance answered",
-                      **{k: v for k, v in self.checks[name].detail.items() if alive})
+                      observed_at=asked_at, **{k: v for k, v in self.checks[name].detail.items() if alive})
 
     def ready(self) -> bool:
         return all(self.checks[n].status == "ok" for n in ("nats", "ssh-worker", "api-worker"))

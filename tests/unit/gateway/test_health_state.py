@@ -1,0 +1,24 @@
+"""A check keeps the newest observation: a probe round that began earlier cannot overwrite a later answer."""
+
+from __future__ import annotations
+
+import time
+
+from proxmox_mcp_gateway.health import CheckState
+
+
+def test_an_observation_older_than_the_recorded_one_is_ignored() -> None:
+    state = CheckState()
+    round_began = time.monotonic()
+    assert state.record(True, 0.8, observed_at=round_began + 0.2, instances=1)  # a readiness check, made later
+    assert not state.record(False, 500.0, "no instance answered", observed_at=round_began, instances=0)
+    assert state.as_dict()["status"] == "ok" and state.last_error is None and state.detail == {"instances": 1}
+
+
+def test_newer_observations_replace_older_ones_and_failures_keep_the_last_success() -> None:
+    state = CheckState()
+    assert state.record(True, 1.0)
+    success = state.last_success
+    assert state.record(False, None, "connection refused")
+    assert state.status == "fail" and state.last_error == "connection refused" and state.last_success == success
+    assert "_observed" not in state.as_dict()
