@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -14,6 +15,8 @@ from proxmox_mcp_contracts.envelope import Scope
 
 from tests.integration.tools.helpers import ToolsStack, call_error, call_ok
 from tests.support.mcp_client import http_client
+from tests.support.procs import wait_until
+from tests.support.sim import clear_sim_faults, sim_faults
 
 
 async def _read(client: Client, uri: str) -> Any:
@@ -117,3 +120,35 @@ async def test_prompts(tools_stack: ToolsStack) -> None:
             await client.get_prompt("no_such_prompt", {})
         code, _ = await call_error(client, "list_vms", {"cluster": "Not A Name!"})
         assert code == "invalid_argument"
+
+
+def _health(stack: ToolsStack) -> dict[str, Any]:
+    return httpx2.get(f"{stack.gateway.base_url}/health", timeout=5).json()
+
+
+def _beta_api(stack: ToolsStack) -> str | None:
+    return _health(stack).get("clusters", {}).get("beta", {}).get("api", {}).get("status")
+
+
+def _probe_up(stack: ToolsStack, check: str, cluster: str) -> float | None:
+    text = httpx2.get(f"{stack.gateway.base_url}/metrics", timeout=5).text
+    wanted = f'proxmox_mcp_probe_up{{check="{check}",cluster="{cluster}"}}'
+    return next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(wanted)), None)
+
+
+def test_health_probes_every_cluster_and_names_the_one_that_fails(tools_stack: ToolsStack) -> None:
+    wait_until(lambda: _beta_api(tools_stack) == "ok", timeout=15, what="beta's api check")
+    body = _health(tools_stack)
+    assert body["cluster"] == "alpha" and set(body["clusters"]) == {"beta"}
+    assert body["clusters"]["beta"]["ssh"]["status"] == "ok"
+    sim_faults(tools_stack.beta, [{"path": "^/version$", "error_rate": 1.0, "status": 500}])
+    try:
+        wait_until(lambda: _beta_api(tools_stack) == "fail", timeout=15, what="beta's api check to fail")
+        body = _health(tools_stack)
+        assert body["status"] == "degraded"
+        assert body["checks"]["api"]["status"] == "ok", "alpha's api must not be blamed for beta"
+        assert "500" in body["clusters"]["beta"]["api"]["last_error"]
+        assert _probe_up(tools_stack, "api", "beta") == 0.0 and _probe_up(tools_stack, "api", "alpha") == 1.0
+    finally:
+        clear_sim_faults(tools_stack.beta)
+    wait_until(lambda: _beta_api(tools_stack) == "ok", timeout=15, what="beta's api check back")

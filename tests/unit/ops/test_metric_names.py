@@ -128,16 +128,18 @@ def test_health_listener_sets_probe_gauges_and_worker_instances() -> None:
             self.detail = detail
 
     listen = m.health_listener("default")
-    listen("ssh", State("ok", 12.0, {}))
-    listen("ssh-worker", State("ok", 1.0, {"instances": 3}))
-    listen("api-worker", State("fail", None, {}))
+    listen("ssh", State("ok", 12.0, {}), "default")
+    listen("ssh-worker", State("ok", 1.0, {"instances": 3}), "default")
+    listen("api-worker", State("fail", None, {}), "default")
+    listen("api", State("fail", None, {}), "beta")
     assert _value("proxmox_mcp_probe_up", {"check": "ssh", "cluster": "default"}) == 1
     assert _value("proxmox_mcp_probe_latency_seconds", {"check": "ssh", "cluster": "default"}) == pytest.approx(0.012)
     assert _value("proxmox_mcp_probe_last_success_timestamp_seconds",
                   {"check": "ssh", "cluster": "default"}) == 1_700_000_000.0
     assert _value("proxmox_mcp_worker_instances", {"kind": "ssh"}) == 3
     assert _value("proxmox_mcp_worker_instances", {"kind": "api"}) == 0
-    listen("ssh", State("fail", None, {}))
+    assert _value("proxmox_mcp_probe_up", {"check": "api", "cluster": "beta"}) == 0
+    listen("ssh", State("fail", None, {}), "default")
     assert _value("proxmox_mcp_probe_up", {"check": "ssh", "cluster": "default"}) == 0
 
 

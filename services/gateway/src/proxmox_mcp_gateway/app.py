@@ -72,7 +72,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     )
     executor = ToolExecutor(bus, limits, build_security(settings))
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
-                           timeout=settings.probe_timeout)
+                           timeout=settings.probe_timeout, other_clusters=tuple(clusters.known))
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health)
     install_gateway_metrics(gateway)
     return gateway

@@ -64,13 +64,15 @@ class CheckState:
         }
 
 
-ProbeListener = Callable[[str, CheckState], None]
+ProbeListener = Callable[[str, CheckState, str], None]
+"""(check name, its state, cluster)."""
+TARGET_CHECKS = ("ssh", "api")
 
 
 class HealthMonitor:
     def __init__(
         self, bus: WorkerBus, *, cluster: str, interval: float, timeout: float,
-        listener: ProbeListener | None = None,
+        listener: ProbeListener | None = None, other_clusters: tuple[str, ...] = (),
     ) -> None:
         self.bus = bus
         self.cluster = cluster
@@ -78,6 +80,10 @@ class HealthMonitor:
         self.timeout = timeout
         self.listener = listener
         self.checks: dict[str, CheckState] = {name: CheckState() for name in CHECK_NAMES}
+        self.other_clusters: dict[str, dict[str, CheckState]] = {
+            name: {check: CheckState() for check in TARGET_CHECKS} for name in other_clusters if name != cluster
+        }
+        """ssh and api of every configured cluster besides the default one (whose are in checks)."""
         self.warnings: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -115,12 +121,17 @@ class HealthMonitor:
         if not self.bus.connected:
             for name in CHECK_NAMES[1:]:
                 self._set(name, False, None, "NATS is down")
+            for cluster in self.other_clusters:
+                for name in TARGET_CHECKS:
+                    self._set(name, False, None, "NATS is down", cluster=cluster)
             return False
         results = await asyncio.gather(
             self._probe_workers(WorkerKind.SSH, "ssh-worker"),
             self._probe_workers(WorkerKind.API, "api-worker"),
-            self._probe_target(WorkerKind.SSH, SshOp.PROBE, "ssh"),
-            self._probe_target(WorkerKind.API, ApiOp.PROBE, "api"),
+            *(probe for cluster in (self.cluster, *self.other_clusters) for probe in (
+                self._probe_target(WorkerKind.SSH, SshOp.PROBE, "ssh", cluster),
+                self._probe_target(WorkerKind.API, ApiOp.PROBE, "api", cluster),
+            )),
         )
         return all(results)
 
@@ -136,32 +147,38 @@ class HealthMonitor:
                   observed_at=asked_at, instances=len(replies))
         return ok
 
-    async def _probe_target(self, kind: WorkerKind, op: SshOp | ApiOp, name: str) -> bool:
+    async def _probe_target(self, kind: WorkerKind, op: SshOp | ApiOp, name: str, cluster: str) -> bool:
         asked_at, started = time.monotonic(), time.perf_counter()
         try:
-            result = await self.bus.call(kind, op, {}, cluster=self.cluster, caller=PROBE_CALLER,
+            result = await self.bus.call(kind, op, {}, cluster=cluster, caller=PROBE_CALLER,
                                          deadline=time.time() + self.timeout, idempotent=True)
         except ServiceFailure as exc:
-            self._set(name, False, (time.perf_counter() - started) * 1000, exc.info.as_text(), observed_at=asked_at)
+            self._set(name, False, (time.perf_counter() - started) * 1000, exc.info.as_text(), observed_at=asked_at,
+                      cluster=cluster)
             return False
         ok = bool(result.get("ok"))
         self._set(name, ok, result.get("latency_ms"), None if ok else str(result.get("detail") or "probe failed"),
-                  observed_at=asked_at)
+                  observed_at=asked_at, cluster=cluster)
         return ok
 
     def _set(self, name: str, ok: bool, latency_ms: float | None, error: str | None, *,
-             observed_at: float | None = None, **detail: Any) -> None:
-        state = self.checks[name]
+             observed_at: float | None = None, cluster: str | None = None, **detail: Any) -> None:
+        cluster = cluster or self.cluster
+        state = self.other_clusters[cluster][name] if cluster != self.cluster else self.checks[name]
         if state.record(ok, latency_ms, error, observed_at=observed_at, **detail) and self.listener is not None:
-            self.listener(name, state)
+            self.listener(name, state, cluster)
 
     def report(self) -> dict[str, Any]:
         checks = {name: state.as_dict() for name, state in self.checks.items()}
-        failing = [name for name, state in self.checks.items() if state.status == "fail"]
-        status = "ok" if not failing and all(s.status == "ok" for s in self.checks.values()) else "degraded"
+        states = [*self.checks.values(), *(s for per in self.other_clusters.values() for s in per.values())]
+        status = "ok" if all(s.status == "ok" for s in states) else "degraded"
         if not self.bus.connected:
             status = "unavailable"
         body: dict[str, Any] = {"status": status, "checks": checks}
+        if self.other_clusters:
+            body["cluster"] = self.cluster
+            body["clusters"] = {name: {check: state.as_dict() for check, state in per.items()}
+                                for name, per in self.other_clusters.items()}
         if self.warnings:
             body["warnings"] = list(self.warnings)
         return body

@@ -320,10 +320,10 @@ class CheckLike(Protocol):
     detail: dict[str, Any]
 
 
-def health_listener(cluster: str) -> Callable[[str, CheckLike], None]:
-    """The gateway HealthMonitor's listener: HealthMonitor(..., listener=health_listener(cluster))."""
+def health_listener(default_cluster: str) -> Callable[[str, CheckLike, str], None]:
+    """The gateway HealthMonitor's listener: HealthMonitor(..., listener=health_listener(default_cluster))."""
 
-    def listen(name: str, state: CheckLike) -> None:
+    def listen(name: str, state: CheckLike, cluster: str = default_cluster) -> None:
         ok = state.status == "ok"
         latency = None if state.latency_ms is None else state.latency_ms / 1000.0
         set_probe(name, cluster, ok, latency, state.last_success)
