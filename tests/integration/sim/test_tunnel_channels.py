@@ -63,13 +63,13 @@ async def test_tunnels_hung_up_mid_data_never_take_the_ssh_connection_down(pve_s
         stop.set()
         for thread in threads:
             await asyncio.to_thread(thread.join, 10)
-        await forward.aclose()
     try:
-        assert pool.stats.reconnects == 0, "the SSH connection died under the tunnels"
+        assert pool.stats.reconnects == 0 and pool.connections_open == 1, "the SSH connection died under the tunnels"
         assert len(done) > 50, "the tunnels did not carry enough handshakes to exercise the race"
         result = await pool.run(host, ["hostname"], timeout=10)
         assert result.stdout == f"{host.node}\n".encode()
         assert pool.stats.reconnects == 0
     finally:
+        await forward.aclose()
         await pool.close()
 

@@ -86,14 +86,19 @@ class LocalForward:
         return not self._stop.is_set() and self._acceptor.is_alive()
 
     def close(self) -> None:
-        """Stop listening and cut every bridged connection."""
+        """Stop listening and cut every bridged connection.
+
+        Only the local sockets are shut down here: each bridge thread then sees EOF and closes its own channel.
+        Closing a paramiko channel from another thread while its bridge is sending races paramiko's
+        channel state, and the SSH connection every other tunnel shares is not worth that risk."""
         self._stop.set()
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             for endpoint in list(self._open):
-                with contextlib.suppress(Exception):
-                    endpoint.close()
+                if isinstance(endpoint, socket.socket):
+                    with contextlib.suppress(OSError):
+                        endpoint.shutdown(socket.SHUT_RDWR)
         self._acceptor.join(timeout=2)
 
     async def aclose(self) -> None:
