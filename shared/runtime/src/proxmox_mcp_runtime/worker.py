@@ -187,6 +187,7 @@ async def serve_until_stopped(
     nc = await connect_nats(nats_url, runtime.service_name)
     try:
         await runtime.start(nc)
+        await nc.flush()  # a round trip: the server has every subscription before we say ready
         log.info("worker ready", extra={"service": runtime.service_name, "endpoints": len(runtime.endpoints)})
         if on_ready is not None:
             on_ready()
