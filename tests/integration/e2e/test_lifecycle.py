@@ -28,6 +28,8 @@ def test_sigint_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> N
         # 0 from a clean shutdown, or 130 when the shell reports the Ctrl-C itself, as shells do.
         assert demo.proc.popen.wait(timeout=30) in (0, 130)
         wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=15, what="every child to exit")
+        # The Ctrl-C reached only the CLI, which stopped the gateway and workers before NATS: nobody lost NATS.
+        assert '"nats error"' not in demo.proc.log_text()
     finally:
         demo.proc.stop()
 

@@ -70,6 +70,8 @@ class ChildGroup:
                 stderr=log_file,
                 env={**os.environ, **(env or {})},
                 preexec_fn=_die_with_parent,
+                # A terminal's Ctrl-C reaches only the supervisor, which then stops the children in order.
+                process_group=0,
             )
         child = Child(name=name, popen=popen, log_path=log_path)
         self.children.append(child)
