@@ -62,6 +62,14 @@ class ToolsStack:
     def sim(self, cluster: str) -> SimClient:
         return SimClient(_sim_dict(self.alpha if cluster == "alpha" else self.beta))
 
+    def first_guest(self, cluster: str, kind: str, status: str) -> dict[str, Any]:
+        with self.sim(cluster) as sim:
+            return guests(sim, kind, status)[0]
+
+    def guest_status(self, cluster: str, vmid: int) -> str:
+        with self.sim(cluster) as sim:
+            return sim.guest(vmid)["status"]
+
     def rest(self, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:
         return httpx2.post(f"{self.gateway.base_url}/api/mcp/tools/call", timeout=30,
                            headers={"Authorization": f"Bearer {token}"}, json={"name": name, "arguments": arguments})

@@ -3,15 +3,13 @@ input_required), else an explicit confirm=true; refusals are tool errors, and bo
 
 from __future__ import annotations
 
-from typing import Any
-
 import mcp_types as types
 import pytest
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Scope
 
-from tests.integration.tools.helpers import ToolsStack, call_error, call_ok, guests
+from tests.integration.tools.helpers import ToolsStack, call_error, call_ok
 from tests.support.mcp_client import http_client
 
 
@@ -31,24 +29,14 @@ class Elicitor:
         return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
 
 
-def _running_vm(stack: ToolsStack) -> dict[str, Any]:
-    with stack.sim("alpha") as sim:
-        return guests(sim, "qemu", "running")[0]
-
-
-def _status(stack: ToolsStack, vmid: int) -> str:
-    with stack.sim("alpha") as sim:
-        return sim.guest(vmid)["status"]
-
-
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_a_client_without_elicitation_is_refused_unless_it_passes_confirm(tools_stack: ToolsStack,
                                                                                 mode: str) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode=mode) as client:
         code, text = await call_error(client, "vm_action", {"vmid": vm["vmid"], "action": "reset"})
         assert code == "policy_denied" and "confirm=true" in text
-        assert _status(tools_stack, vm["vmid"]) == "running"
+        assert tools_stack.guest_status("alpha", vm["vmid"]) == "running"
         done = await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "reset", "confirm": True,
                                                    "wait": True})
         assert done["task"]["ok"] is True
@@ -60,7 +48,7 @@ async def test_a_client_without_elicitation_is_refused_unless_it_passes_confirm(
 
 
 async def test_legacy_elicitation_asks_the_user_and_both_answers_are_audited(tools_stack: ToolsStack) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     no = Elicitor("decline")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode="legacy",
                            elicitation_callback=no) as client:
@@ -68,12 +56,12 @@ async def test_legacy_elicitation_asks_the_user_and_both_answers_are_audited(too
         code, text = await call_error(client, "vm_action", {"vmid": vm["vmid"], "action": "stop", "confirm": True})
         assert code == "policy_denied" and "declined" in text
     assert len(no.asked) == 1 and "vm_action" in no.asked[0] and str(vm["vmid"]) in no.asked[0]
-    assert _status(tools_stack, vm["vmid"]) == "running"
+    assert tools_stack.guest_status("alpha", vm["vmid"]) == "running"
     yes = Elicitor("accept")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode="legacy",
                            elicitation_callback=yes) as client:
         done = await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "stop", "wait": True})
-        assert done["task"]["ok"] is True and _status(tools_stack, vm["vmid"]) == "stopped"
+        assert done["task"]["ok"] is True and tools_stack.guest_status("alpha", vm["vmid"]) == "stopped"
         await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "wait": True})
     assert len(yes.asked) == 1  # the start was not asked about
     stops = [r for r in tools_stack.records("vm_action", event="tool_call")
@@ -84,18 +72,18 @@ async def test_legacy_elicitation_asks_the_user_and_both_answers_are_audited(too
 
 
 async def test_2026_era_confirmation_travels_as_input_required(tools_stack: ToolsStack) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     no = Elicitor("accept", confirm=False)
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode="auto",
                            elicitation_callback=no) as client:
         code, text = await call_error(client, "vm_action", {"vmid": vm["vmid"], "action": "shutdown"})
         assert code == "policy_denied" and "declined" in text
-    assert len(no.asked) == 1 and _status(tools_stack, vm["vmid"]) == "running"
+    assert len(no.asked) == 1 and tools_stack.guest_status("alpha", vm["vmid"]) == "running"
     yes = Elicitor("accept")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode="auto",
                            elicitation_callback=yes) as client:
         done = await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "shutdown", "wait": True})
-        assert done["task"]["ok"] is True and _status(tools_stack, vm["vmid"]) == "stopped"
+        assert done["task"]["ok"] is True and tools_stack.guest_status("alpha", vm["vmid"]) == "stopped"
         await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "wait": True})
     assert len(yes.asked) == 1
     shutdowns = [(r["event"], r.get("result"), r["decision"].get("confirmation")) for r in tools_stack.audit()
@@ -111,7 +99,7 @@ async def test_2026_era_confirmation_travels_as_input_required(tools_stack: Tool
 
 
 async def test_2026_era_answers_count_only_with_the_state_minted_for_that_very_call(tools_stack: ToolsStack) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     stop = {"vmid": vm["vmid"], "action": "stop"}
     forged: types.InputResponses = {"confirm": types.ElicitResult(action="accept", content={"confirm": True})}
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, mode="auto",
@@ -123,11 +111,11 @@ async def test_2026_era_answers_count_only_with_the_state_minted_for_that_very_c
         with pytest.raises(MCPError, match="requestState"):  # the state of the stop does not confirm a reset
             await session.call_tool("vm_action", {**stop, "action": "reset"}, input_responses=forged,
                                     request_state=unasked.request_state, allow_input_required=True)
-    assert _status(tools_stack, vm["vmid"]) == "running"
+    assert tools_stack.guest_status("alpha", vm["vmid"]) == "running"
 
 
 async def test_rest_calls_need_confirm_true(tools_stack: ToolsStack) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     refused = tools_stack.rest(tools_stack.gateway.token, "vm_action", {"vmid": vm["vmid"], "action": "reboot"})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "policy_denied"
     assert refused.json()["error"]["details"]["reason"] == "confirmation_required"
@@ -137,18 +125,18 @@ async def test_rest_calls_need_confirm_true(tools_stack: ToolsStack) -> None:
 
 
 async def test_commands_that_do_what_destructive_tools_do_need_the_same_confirmation(tools_stack: ToolsStack) -> None:
-    vm = _running_vm(tools_stack)
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
     operator = tools_stack.token(Scope.EXEC, profile="operator")
     async with http_client(tools_stack.gateway.url, operator) as client:
         stop = {"command": f"qm stop {vm['vmid']}", "node": vm["node"]}
         code, text = await call_error(client, "execute_command", stop)
         assert code == "policy_denied" and "confirm=true" in text
-        assert _status(tools_stack, vm["vmid"]) == "running"
+        assert tools_stack.guest_status("alpha", vm["vmid"]) == "running"
         harmless = await call_ok(client, "execute_command", {"command": "qm list"})
         assert harmless["exit_code"] == 0
         done = await call_ok(client, "execute_command", {**stop, "confirm": True})
         assert done["exit_code"] == 0, done
-        assert _status(tools_stack, vm["vmid"]) == "stopped"
+        assert tools_stack.guest_status("alpha", vm["vmid"]) == "stopped"
         await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "wait": True})
     records = [r for r in tools_stack.records("execute_command", event="tool_call")
                if r["arguments"]["command"] == f"qm stop {vm['vmid']}"][-2:]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.tools.helpers import BETA_TASK_SECONDS, ToolsStack, call_error, call_ok, guests
+from tests.integration.tools.helpers import BETA_TASK_SECONDS, ToolsStack, call_error, call_ok
 from tests.support.mcp_client import http_client
 from tests.support.procs import wait_until
 from tests.support.sim import reset_sim
@@ -23,20 +23,10 @@ def fresh_beta(tools_stack: ToolsStack) -> Iterator[None]:
     reset_sim(tools_stack.beta)
 
 
-def _stopped_vm(stack: ToolsStack) -> dict[str, Any]:
-    with stack.sim("beta") as sim:
-        return guests(sim, "qemu", "stopped")[0]
-
-
-def _status(stack: ToolsStack, vmid: int) -> str:
-    with stack.sim("beta") as sim:
-        return sim.guest(vmid)["status"]
-
-
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_waiting_sends_progress_with_status_and_log_line_before_the_result(tools_stack: ToolsStack,
                                                                                 mode: str) -> None:
-    vm = _stopped_vm(tools_stack)
+    vm = tools_stack.first_guest("beta", "qemu", "stopped")
     seen: list[tuple[float, float, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -48,7 +38,7 @@ async def test_waiting_sends_progress_with_status_and_log_line_before_the_result
         finished = time.monotonic()
         assert started["waited"] is True and started["task"]["status"] == "stopped" and started["task"]["ok"]
         assert started["task"]["log_tail"], "the finished task carries its log tail"
-        assert _status(tools_stack, vm["vmid"]) == "running"
+        assert tools_stack.guest_status("beta", vm["vmid"]) == "running"
         before_result = [s for s in seen if s[0] < finished]
         assert len(before_result) >= 2, seen
         assert [p for _, p, _ in seen] == sorted(p for _, p, _ in seen)  # progress only grows
@@ -57,7 +47,7 @@ async def test_waiting_sends_progress_with_status_and_log_line_before_the_result
 
 
 async def test_without_wait_the_upid_comes_at_once_and_wait_task_follows_it(tools_stack: ToolsStack) -> None:
-    vm = _stopped_vm(tools_stack)
+    vm = tools_stack.first_guest("beta", "qemu", "stopped")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token) as client:
         began = time.monotonic()
         started = await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "cluster": "beta"})
@@ -78,7 +68,7 @@ async def test_without_wait_the_upid_comes_at_once_and_wait_task_follows_it(tool
 
 
 async def test_a_wait_past_its_timeout_says_the_task_goes_on(tools_stack: ToolsStack) -> None:
-    vm = _stopped_vm(tools_stack)
+    vm = tools_stack.first_guest("beta", "qemu", "stopped")
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token) as client:
         started = await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "cluster": "beta"})
         code, text = await call_error(client, "wait_task", {"upid": started["upid"], "cluster": "beta",
@@ -92,7 +82,7 @@ async def test_a_wait_past_its_timeout_says_the_task_goes_on(tools_stack: ToolsS
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_cancelling_mid_wait_returns_promptly_and_the_task_finishes_in_proxmox(tools_stack: ToolsStack,
                                                                                     mode: str) -> None:
-    vm = _stopped_vm(tools_stack)
+    vm = tools_stack.first_guest("beta", "qemu", "stopped")
     first_progress = asyncio.Event()
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -122,7 +112,7 @@ async def test_cancelling_mid_wait_returns_promptly_and_the_task_finishes_in_pro
     # The gateway stopped following; the task itself goes on and ends in the simulator.
     assert _task(tools_stack, upid)["status"] == "running"
     wait_until(lambda: _task(tools_stack, upid)["status"] == "stopped", timeout=10, what="the task to end")
-    assert _task(tools_stack, upid)["exitstatus"] == "OK" and _status(tools_stack, vm["vmid"]) == "running"
+    assert _task(tools_stack, upid)["exitstatus"] == "OK" and tools_stack.guest_status("beta", vm["vmid"]) == "running"
 
 
 def _task(stack: ToolsStack, upid: str) -> dict[str, Any]:
