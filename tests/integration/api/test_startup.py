@@ -75,6 +75,8 @@ async def test_proxmox_verify_ssl_false_works_with_a_loud_warning(
     ({"PMCP_CONFIG": "", "PROXMOX_HOST": "127.0.0.1", "PMCP_API_CLUSTERS": "elsewhere"}, "no cluster to serve"),
     ({"PMCP_CONFIG": "", "PROXMOX_HOST": "127.0.0.1", "PMCP_DRAIN_TIMEOUT": "-1"},
      "PMCP_DRAIN_TIMEOUT: Input should be greater than 0"),
+    ({"PMCP_CONFIG": "", "PROXMOX_HOST": "127.0.0.1", "PMCP_EVENT_LOOP": "tokio"},
+     "PMCP_EVENT_LOOP='tokio' is not one of auto, uvloop, asyncio"),
 ])
 def test_a_configuration_that_cannot_work_stops_the_worker_with_the_reason(
     tmp_path: Path, env: dict[str, str], message: str

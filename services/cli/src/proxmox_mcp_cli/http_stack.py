@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvicorn
 from proxmox_mcp_gateway.app import Gateway, build_app
-from proxmox_mcp_gateway.server import uvicorn_config
+from proxmox_mcp_gateway.server import START_ERRORS, start_problem, uvicorn_config
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import SecretStr
 
@@ -103,15 +103,20 @@ async def run_http_stack(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        info = prepare(stack)
         token = options.token or secrets.token_urlsafe(32)
-        # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
-        settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
-                                   token=SecretStr(token), default_cluster=info.config.default_name,
-                                   clusters=[cluster.name for cluster in info.config.clusters])
-        if demo:
-            settings = settings.model_copy(update={"state_dir": workdir / "state"})
-        app = build_app(settings)
+        try:
+            GatewaySettings(host=options.host, port=options.port, token=SecretStr(token))  # before anything starts
+            info = prepare(stack)
+            # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
+            settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
+                                       token=SecretStr(token), default_cluster=info.config.default_name,
+                                       clusters=[cluster.name for cluster in info.config.clusters])
+            if demo:
+                settings = settings.model_copy(update={"state_dir": workdir / "state"})
+            app = build_app(settings)
+        except START_ERRORS as exc:
+            print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
+            return 2
         gateway: Gateway = app.state.gateway
         server = _QuietServer(uvicorn_config(app, options.host, options.port, timeout_graceful_shutdown=5))
         serving = asyncio.create_task(server.serve())

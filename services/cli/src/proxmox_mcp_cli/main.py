@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
+from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
 
 from proxmox_mcp_cli import doctor, keygen, tokens_cli
@@ -54,7 +55,11 @@ def _run_http(args: argparse.Namespace, demo: bool) -> int:
     token = args.token or os.environ.get("PMCP_TOKEN")
     options = HttpStackOptions(host=args.host, port=args.port, token=token,
                                log_level=os.environ.get("LOG_LEVEL", "INFO"), info_file=args.info_file)
-    return asyncio.run(run_http_stack(options, prepare, demo=demo))
+    try:
+        return event_loop.run(run_http_stack(options, prepare, demo=demo))
+    except EventLoopError as exc:
+        print(f"error: gateway settings: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_stdio(args: argparse.Namespace) -> int:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import anyio
+from proxmox_mcp_gateway.server import START_ERRORS, start_problem
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.stdio import run_stdio
+from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import load_proxmox_config
 
 from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim
@@ -17,8 +20,14 @@ from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim
 
 def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
     external = os.environ.get("NATS_URL")
+    try:  # before anything starts
+        settings = GatewaySettings(nats_url=external) if external else GatewaySettings()
+        loop = {"loop_factory": event_loop.loop_factory()}
+    except START_ERRORS as exc:
+        print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
+        return 2
     if external and not demo:
-        anyio.run(run_stdio, GatewaySettings(nats_url=external))
+        anyio.run(run_stdio, settings, backend_options=loop)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="proxmox-mcp-stdio-"))
     stack = EmbeddedStack(workdir, log_level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -28,7 +37,7 @@ def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
         stack.start_workers(nats_url, stack.write_config(config))
         settings = GatewaySettings(nats_url=nats_url, default_cluster=config.default_name,
                                    clusters=[cluster.name for cluster in config.clusters])
-        anyio.run(run_stdio, settings, 30.0)
+        anyio.run(run_stdio, settings, 30.0, backend_options=loop)
         return 0
     finally:
         stack.stop()

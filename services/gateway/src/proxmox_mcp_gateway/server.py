@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 import uvicorn
+from proxmox_mcp_runtime.event_loop import EventLoopError, loop_choice
 from proxmox_mcp_runtime.logs import configure_logging
+from proxmox_mcp_runtime.settings_errors import describe_settings_error
 from pydantic import ValidationError
 
 from proxmox_mcp_gateway.app import build_app
@@ -17,9 +19,22 @@ from proxmox_mcp_gateway.settings import GatewaySettings
 
 def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn settings the gateway needs. proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For
-    from 127.0.0.1 and rewrite the client address before the gateway's own trusted-proxy check sees the peer."""
+    from 127.0.0.1 and rewrite the client address before the gateway's own trusted-proxy check sees the peer.
+    The loop (uvloop unless PMCP_EVENT_LOOP says otherwise) applies when uvicorn makes its own loop."""
     return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-                          proxy_headers=False, server_header=False, **{"timeout_graceful_shutdown": 10, **options})
+                          proxy_headers=False, server_header=False, loop=loop_choice(),
+                          **{"timeout_graceful_shutdown": 10, **options})
+
+
+START_ERRORS = (ValidationError, SecurityConfigError, ClusterConfigError, EventLoopError)
+"""What a gateway start can fail with because of its settings (exit 2, problem named by start_problem)."""
+
+
+def start_problem(exc: Exception) -> str:
+    """The problem in the words of the environment (PMCP_RATE_LIMIT: ..., not a pydantic dump)."""
+    if isinstance(exc, ValidationError):
+        return describe_settings_error(exc, GatewaySettings)
+    return str(exc)
 
 
 def serve(settings: GatewaySettings) -> None:
@@ -32,10 +47,11 @@ def main() -> None:
     try:
         settings = GatewaySettings()
         app = build_app(settings)
-    except (ValidationError, SecurityConfigError, ClusterConfigError) as exc:
-        print(f"error: gateway settings: {exc}", file=sys.stderr)
+        config = uvicorn_config(app, settings.host, settings.port)
+    except START_ERRORS as exc:
+        print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
         sys.exit(2)
-    uvicorn.Server(uvicorn_config(app, settings.host, settings.port)).run()
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

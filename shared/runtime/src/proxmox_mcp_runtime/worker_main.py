@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -14,9 +13,12 @@ from proxmox_mcp_contracts.settings import ProxmoxConfig
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
 from proxmox_mcp_runtime.metrics_http import MetricsConfigError, serve_metrics_from_env
+from proxmox_mcp_runtime.settings_errors import describe_settings_error
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,9 @@ def load_worker(
     return load_proxmox_config(environ, dotenv=settings.env_file), settings
 
 
-def _problem(exc: Exception) -> str:
+def _problem(exc: Exception, settings_type: type[BaseSettings]) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return describe_settings_error(exc, settings_type)
     return str(exc)
 
 
@@ -66,11 +68,11 @@ def worker_main(
         config, settings = load_worker(settings_type)
         server = serve_metrics_from_env(service, version)
     except (ConfigError, MetricsConfigError, ValidationError) as exc:
-        log.error(f"cannot start the {service}", extra={"problem": _problem(exc)})
+        log.error(f"cannot start the {service}", extra={"problem": _problem(exc, settings_type)})
         sys.exit(2)
     try:
-        asyncio.run(run(config, settings))
-    except ConfigError as exc:
+        event_loop.run(run(config, settings))
+    except (ConfigError, EventLoopError) as exc:
         log.error(f"cannot start the {service}", extra={"problem": str(exc)})
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,0 +1,43 @@
+"""Starting the gateway (alone, in the demo, over stdio) with settings that cannot work: exit status 2, the
+environment variable named with what is wrong, and nothing started."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import free_port, start_process, wait_until
+
+ENTRY_POINTS = {
+    "gateway": ["gateway"],
+    "demo": ["demo", "--port", "0"],
+    "stdio": ["stdio", "--demo"],
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("env, message", [
+    ({"PMCP_EVENT_LOOP": "tokio"}, "PMCP_EVENT_LOOP='tokio' is not one of auto, uvloop, asyncio"),
+    ({"PMCP_RATE_LIMIT": "lots"}, "PMCP_RATE_LIMIT: rate limit 'lots': expected N/PERIOD"),
+    ({"PMCP_PORT": "70000"}, "PMCP_PORT: Input should be less than or equal to 65535"),
+], ids=["event-loop", "rate-limit", "port"])
+def test_a_setting_that_cannot_work_stops_it_naming_the_variable(
+    tmp_path: Path, entry: str, env: dict[str, str], message: str
+) -> None:
+    if entry == "demo" and "PMCP_PORT" in env:
+        pytest.skip("the demo takes its port from --port")
+    full = {"NATS_URL": "nats://127.0.0.1:1", "PMCP_PORT": str(free_port()), "PMCP_STATE_DIR": str(tmp_path / "state"),
+            "PMCP_TOKEN": "startup-" + tmp_path.name, "TMPDIR": str(tmp_path), **env}
+    argv = [sys.executable, "-m", "proxmox_mcp_cli.main", *ENTRY_POINTS[entry]]
+    proc = start_process(f"{entry}-bad", argv, tmp_path, env=full)
+    try:
+        wait_until(lambda: not proc.alive(), timeout=30, what=f"the misconfigured {entry} to exit")
+    finally:
+        proc.stop()
+    log = proc.log_text()
+    assert proc.popen.returncode == 2, log
+    assert f"error: gateway settings: {message}" in log, log
+    assert "Traceback" not in log and "pydantic.dev" not in log, log
+    assert not any(tmp_path.glob("proxmox-mcp-*")), "nothing is started before the settings are checked"
