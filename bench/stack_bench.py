@@ -3,7 +3,9 @@
 Starts its own NATS, simulator, both workers and the gateway on loopback, then prints, from one run:
   - p50/p99 of list_vms through /mcp (official MCP client) vs. a direct proxmoxer call vs. a raw NATS request,
   - sequential and 32-concurrent list_vms calls per second through /mcp,
-  - RSS of the gateway and each worker.
+  - RSS of the gateway and each worker,
+  - where a call's time goes inside the services (mean per call from their own latency histograms: gateway HTTP
+    handling, its NATS request, the worker's handling, the Proxmox API request), without the client's share.
 Usage: uv run python bench/stack_bench.py [--calls 300]
 """
 
@@ -30,6 +32,7 @@ from proxmoxer import ProxmoxAPI  # noqa: E402
 
 from tests.support.mcp_client import http_client  # noqa: E402
 from tests.support.nats import start_nats  # noqa: E402
+from tests.support.procs import free_port  # noqa: E402
 from tests.support.services import start_gateway, start_worker, wait_ready, write_private  # noqa: E402
 from tests.support.sim import start_sim  # noqa: E402
 
@@ -55,6 +58,56 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_stages(handler: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
+    """Nested spans of one list_vms call, outermost first, each measured by its own process."""
+    return (
+        ("gateway HTTP request", "gateway", "proxmox_mcp_http_request_duration_seconds", {"handler": handler}),
+        ("gateway NATS request", "gateway", "proxmox_mcp_nats_request_duration_seconds", {"kind": "api"}),
+        ("api-worker handling", "api-worker", "proxmox_mcp_worker_request_duration_seconds",
+         {"kind": "api", "op": "list_vms"}),
+        ("Proxmox API request", "api-worker", "proxmox_mcp_api_request_duration_seconds", {"method": "GET"}),
+    )
+
+
+def histogram_totals(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]:
+    """(family, labels) -> (sum, count) of every histogram a /metrics page exposes."""
+    import httpx2
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for family in text_string_to_metric_families(httpx2.get(metrics_url, timeout=10).text):
+        for sample in family.samples:
+            if family.type == "histogram" and sample.name.endswith(("_sum", "_count")):
+                key = (family.name, tuple(sorted(sample.labels.items())))
+                slot = totals.setdefault(key, [0.0, 0.0])
+                slot[0 if sample.name.endswith("_sum") else 1] += sample.value
+    return {key: (value[0], value[1]) for key, value in totals.items()}
+
+
+def stage_means(handler: str, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, float]]:
+    """(stage, mean ms per observation) of each server stage between two scrapes."""
+    means = []
+    for stage, process, family, wanted in server_stages(handler):
+        total = count = 0.0
+        for (name, labels), (value, seen) in after[process].items():
+            if name == family and set(wanted.items()) <= set(labels):
+                old_value, old_seen = before[process].get((name, labels), (0.0, 0.0))
+                total += value - old_value
+                count += seen - old_seen
+        means.append((stage, total / count * 1000 if count else float("nan")))
+    return means
+
+
+def print_stages(transport: str, handler: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    means = stage_means(handler, before, after)
+    spans = "  ".join(f"{stage} {mean:5.2f}" for stage, mean in means)
+    own = means[0][1] - means[1][1]
+    hop = means[1][1] - means[2][1]
+    print(f"  {transport:<5} {spans} ms\n"
+          f"        the gateway's own share {own:5.2f} ms + the NATS hop {hop:5.2f} ms = {own + hop:5.2f} ms added by "
+          "the server side (goal <= 2 ms)")
 
 
 def direct_samples(sim: Any, calls: int) -> list[float]:
@@ -148,7 +201,10 @@ async def main() -> None:
         sim_info = {k: getattr(sim, k) for k in vars(sim) if k != "proc"}
         config = write_private(workdir / "clusters.toml", dump_config_toml(config_for_sim(sim_info)))
         env = {"LOG_LEVEL": "WARNING"}
-        workers = {k: start_worker(k, nats_server.url, config, workdir, env=env) for k in ("ssh-worker", "api-worker")}
+        worker_metrics = {k: free_port() for k in ("ssh-worker", "api-worker")}
+        workers = {k: start_worker(k, nats_server.url, config, workdir,
+                                   env={**env, "PMCP_METRICS_PORT": str(port), "PMCP_METRICS_HOST": "127.0.0.1"})
+                   for k, port in worker_metrics.items()}
         procs += workers.values()
         gateway = start_gateway(nats_server.url, workdir, env={"LOG_LEVEL": "WARNING"})
         procs.append(gateway.proc)
@@ -156,8 +212,13 @@ async def main() -> None:
 
         direct = direct_samples(sim, args.calls)
         via_nats = await nats_samples(nats_server.url, args.calls)
+        metrics_urls = {"gateway": f"{gateway.base_url}/metrics",
+                        "api-worker": f"http://127.0.0.1:{worker_metrics['api-worker']}/metrics"}
+        scrapes = [{name: histogram_totals(url) for name, url in metrics_urls.items()}]
         via_mcp = await mcp_samples(gateway.url, gateway.token, args.calls)
+        scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
         via_rest = await rest_samples(gateway.base_url, gateway.token, args.calls)
+        scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
         print(summary("direct proxmoxer GET", direct))
         print(summary("NATS request to api-worker", via_nats))
         print(summary("MCP tools/call via gateway", via_mcp))
@@ -169,6 +230,10 @@ async def main() -> None:
               f"   (goal <= 2 / <= 10 ms)")
         print(f"  of which NATS+worker envelope:   p50 {nats50:6.2f} ms; MCP HTTP + gateway: "
               f"{added50 - nats50:6.2f} ms")
+        print("inside the services, mean per list_vms call from their own histograms (nested, outermost first;"
+              " the client's share left out):")
+        print_stages("MCP", "/mcp", scrapes[0], scrapes[1])
+        print_stages("REST", "/api/mcp/tools/call", scrapes[1], scrapes[2])
         seq, _ = await throughput(gateway.url, gateway.token, 1, args.calls)
         measured = {"gateway": gateway.proc.pid, **{k: p.pid for k, p in workers.items()},
                     "simulator": sim.proc.pid, "nats-server": nats_server.proc.pid, "bench (MCP client)": os.getpid()}
