@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvicorn
 from proxmox_mcp_gateway.app import Gateway, build_app
-from proxmox_mcp_gateway.server import START_ERRORS, start_problem, uvicorn_config
+from proxmox_mcp_gateway.server import START_ERRORS, refuse_start, uvicorn_config
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import SecretStr
 
@@ -115,8 +115,7 @@ async def run_http_stack(
                 settings = settings.model_copy(update={"state_dir": workdir / "state"})
             app = build_app(settings)
         except START_ERRORS as exc:
-            print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
-            return 2
+            return refuse_start(exc)
         gateway: Gateway = app.state.gateway
         server = _QuietServer(uvicorn_config(app, options.host, options.port, timeout_graceful_shutdown=5))
         serving = asyncio.create_task(server.serve())

@@ -44,6 +44,8 @@ def _up_prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _run_http(args: argparse.Namespace, demo: bool) -> int:
+    from proxmox_mcp_gateway.server import refuse_start
+
     from proxmox_mcp_cli.http_stack import HttpStackOptions, run_http_stack
 
     configure_logging("proxmox-mcp", os.environ.get("LOG_LEVEL", "WARNING"))
@@ -58,8 +60,7 @@ def _run_http(args: argparse.Namespace, demo: bool) -> int:
     try:
         return event_loop.run(run_http_stack(options, prepare, demo=demo))
     except EventLoopError as exc:
-        print(f"error: gateway settings: {exc}", file=sys.stderr)
-        return 2
+        return refuse_start(exc)
 
 
 def _run_stdio(args: argparse.Namespace) -> int:

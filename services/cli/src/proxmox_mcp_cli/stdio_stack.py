@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import anyio
-from proxmox_mcp_gateway.server import START_ERRORS, start_problem
+from proxmox_mcp_gateway.server import START_ERRORS, refuse_start
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.stdio import run_stdio
 from proxmox_mcp_runtime import event_loop
@@ -24,8 +23,7 @@ def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
         settings = GatewaySettings(nats_url=external) if external else GatewaySettings()
         loop = {"loop_factory": event_loop.loop_factory()}
     except START_ERRORS as exc:
-        print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
-        return 2
+        return refuse_start(exc)
     if external and not demo:
         anyio.run(run_stdio, settings, backend_options=loop)
         return 0

@@ -27,14 +27,14 @@ def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Co
 
 
 START_ERRORS = (ValidationError, SecurityConfigError, ClusterConfigError, EventLoopError)
-"""What a gateway start can fail with because of its settings (exit 2, problem named by start_problem)."""
+"""What a gateway start can fail with because of its settings (exit 2, problem named by refuse_start)."""
 
 
-def start_problem(exc: Exception) -> str:
-    """The problem in the words of the environment (PMCP_RATE_LIMIT: ..., not a pydantic dump)."""
-    if isinstance(exc, ValidationError):
-        return describe_settings_error(exc, GatewaySettings)
-    return str(exc)
+def refuse_start(exc: Exception) -> int:
+    """Name the problem in the words of the environment (PMCP_RATE_LIMIT: ..., not a pydantic dump); exit status 2."""
+    problem = describe_settings_error(exc, GatewaySettings) if isinstance(exc, ValidationError) else str(exc)
+    print(f"error: gateway settings: {problem}", file=sys.stderr)
+    return 2
 
 
 def serve(settings: GatewaySettings) -> None:
@@ -49,8 +49,7 @@ def main() -> None:
         app = build_app(settings)
         config = uvicorn_config(app, settings.host, settings.port)
     except START_ERRORS as exc:
-        print(f"error: gateway settings: {start_problem(exc)}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(refuse_start(exc))
     uvicorn.Server(config).run()
 
 
