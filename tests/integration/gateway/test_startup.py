@@ -17,17 +17,18 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
-@pytest.mark.parametrize("env, message", [
-    ({"PMCP_EVENT_LOOP": "tokio"}, "PMCP_EVENT_LOOP='tokio' is not one of auto, uvloop, asyncio"),
-    ({"PMCP_RATE_LIMIT": "lots"}, "PMCP_RATE_LIMIT: rate limit 'lots': expected N/PERIOD"),
-    ({"PMCP_PORT": "70000"}, "PMCP_PORT: Input should be less than or equal to 65535"),
-], ids=["event-loop", "rate-limit", "port"])
-def test_a_setting_that_cannot_work_stops_it_naming_the_variable(
-    tmp_path: Path, entry: str, env: dict[str, str], message: str
-) -> None:
-    if entry == "demo" and "PMCP_PORT" in env:
-        pytest.skip("the demo takes its port from --port")
+BAD_SETTINGS = {
+    "event-loop": ({"PMCP_EVENT_LOOP": "tokio"}, "PMCP_EVENT_LOOP='tokio' is not one of auto, uvloop, asyncio"),
+    "rate-limit": ({"PMCP_RATE_LIMIT": "lots"}, "PMCP_RATE_LIMIT: rate limit 'lots': expected N/PERIOD"),
+    "port": ({"PMCP_PORT": "70000"}, "PMCP_PORT: Input should be less than or equal to 65535"),
+}
+CASES = [(entry, bad) for entry in ENTRY_POINTS for bad in BAD_SETTINGS
+         if not (entry == "demo" and bad == "port")]  # the demo takes its port from --port
+
+
+@pytest.mark.parametrize("entry, bad", CASES, ids=[f"{entry}-{bad}" for entry, bad in CASES])
+def test_a_setting_that_cannot_work_stops_it_naming_the_variable(tmp_path: Path, entry: str, bad: str) -> None:
+    env, message = BAD_SETTINGS[bad]
     full = {"NATS_URL": "nats://127.0.0.1:1", "PMCP_PORT": str(free_port()), "PMCP_STATE_DIR": str(tmp_path / "state"),
             "PMCP_TOKEN": "startup-" + tmp_path.name, "TMPDIR": str(tmp_path), **env}
     argv = [sys.executable, "-m", "proxmox_mcp_cli.main", *ENTRY_POINTS[entry]]
