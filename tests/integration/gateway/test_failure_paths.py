@@ -7,11 +7,14 @@ import json
 import signal
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
 import pytest
 from mcp import Client
+from proxmox_mcp_contracts.envelope import Scope
+from proxmox_mcp_gateway.tokens import TokenStore
 
 from tests.integration.gateway.conftest import FAST, FailureStack, sim_dict
 from tests.support.mcp_client import SimClient, http_client
@@ -94,6 +97,20 @@ async def _scenario_simulator_500_becomes_upstream_error(
                             "message": "simulated failure"}])
     _, structured, _ = await _error(client, "list_vms", {})
     assert structured["code"] == "upstream_error"
+
+
+async def test_host_addresses_in_upstream_errors_reach_admins_only(stack: FailureStack, no_faults: Any) -> None:
+    sim_faults(stack.sim, [{"path": "^/cluster/resources", "error_rate": 1.0, "status": 500,
+                            "message": "Can't connect to 10.20.30.40:8006 (No route to host) via [fd00::7]:8006"}])
+    state_dir = stack.workdir / f"gateway-{urlsplit(stack.gateway.url).port}-state"
+    reader = TokenStore(state_dir / "tokens.json").create(name=f"reader-{time.monotonic_ns()}", scope=Scope.READ)
+    async with http_client(stack.gateway.url, reader.secret) as client:
+        _, hidden, _ = await _error(client, "list_vms", {})
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:  # the static token is admin
+        _, shown, _ = await _error(client, "list_vms", {})
+    assert hidden["code"] == shown["code"] == "upstream_error"
+    assert "Can't connect to [host]:8006 (No route to host) via [host]:8006" in hidden["message"], hidden
+    assert "10.20.30.40:8006" in shown["message"] and "[fd00::7]:8006" in shown["message"], shown
 
 
 async def test_simulator_that_hangs_gives_a_timeout_not_a_hang(stack: FailureStack, no_faults: Any) -> None:

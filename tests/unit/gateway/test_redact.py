@@ -207,3 +207,34 @@ def test_a_registered_secret_is_hidden_in_a_plain_word_too() -> None:
 def test_a_bare_secret_with_no_separator_is_still_redacted(secret: str) -> None:
     redacted = Redactor().redact_text(secret)
     assert REDACTED in redacted and secret.split()[-1] not in redacted
+
+
+# --- host addresses (hidden from callers below admin) ----------------------------------------------------------
+
+@pytest.mark.parametrize("message, expected", [
+    ("cannot connect to pve1.lab.example:22", "cannot connect to [host]:22"),
+    ("Can't connect to 10.0.0.5:8006 (No route to host)", "Can't connect to [host]:8006 (No route to host)"),
+    ("peer [fe80::1]:8006, then 2001:db8::5 and ::1", "peer [host]:8006, then [host] and [host]"),
+    ("full 2001:0db8:0000:0000:0000:ff00:0042:8329 form", "full [host] form"),
+    ("pve1.lab.example. ends a sentence", "[host]. ends a sentence"),
+])
+def test_host_addresses_are_hidden_when_asked(message: str, expected: str) -> None:
+    redactor = Redactor()
+    redactor.register_hosts(["pve1.lab.example", "pve2"], keep=["pve2"])
+    assert redactor.sanitize_error(message, hide_hosts=True) == expected
+    assert redactor.sanitize_error(message) == message
+
+
+@pytest.mark.parametrize("message", [
+    "VM 100 on node pve2 is running",                       # a node name that is also a host name stays
+    "started at 12:30:45 on 2026-12-05",                    # times are not IPv6
+    "pin " + ":".join(["AB"] * 32),                         # certificate fingerprints stay (they are the fix)
+    "UPID:pve1:0000ABCD:00001234:6560A1B2:qmstart:100:root@pam:",
+    "pve-manager/8.1.4 and qemu 9.0.2",                     # three-part versions are not addresses
+    "Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist",
+    "pve1.lab.example.org is another name",                 # only whole registered names
+])
+def test_what_is_not_an_address_stays(message: str) -> None:
+    redactor = Redactor()
+    redactor.register_hosts(["pve1.lab.example", "pve2"], keep=["pve2"])
+    assert redactor.sanitize_error(message, hide_hosts=True) == message

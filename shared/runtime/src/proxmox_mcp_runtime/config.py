@@ -10,7 +10,7 @@ from pathlib import Path
 from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
 from pydantic import SecretStr, ValidationError
 
-from proxmox_mcp_runtime.redact import register_model_secrets
+from proxmox_mcp_runtime.redact import register_hosts, register_model_secrets
 
 CONFIG_ENV = "PMCP_CONFIG"
 
@@ -73,6 +73,8 @@ def load_proxmox_config(env: Mapping[str, str] | None = None, dotenv: Path | Non
     error of this process can carry it."""
     config = _load(env, dotenv)
     register_model_secrets(config)
+    register_hosts([*(h.address for c in config.clusters for h in c.hosts), *(c.api.host for c in config.clusters)],
+                   keep=[h.node for c in config.clusters for h in c.hosts])
     return config
 
 

@@ -49,6 +49,16 @@ _TRACEBACK = re.compile(r"Traceback \(most recent call last\):.*\Z", re.S)
 _SOURCE_LINE = re.compile(r"File \"[^\"]+\", line \d+(?:, in \S+)?")
 _SOURCE_PATH = re.compile(r"(?:/[\w.@+-]+)+/[\w.@+-]+\.py[co]?\b|(?:/[\w.@+-]+)*/(?:site|dist)-packages(?:/[\w.@+-]+)*")
 
+_HEX4 = r"[0-9A-Fa-f]{1,4}"
+_IP_ADDRESS = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"                                    # IPv4
+    r"|\[[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"                                    # [IPv6]
+    rf"|(?<![\w:])(?:{_HEX4}:){{7}}{_HEX4}(?![\w:])"                                        # full IPv6
+    rf"|(?<![\w:])(?:{_HEX4}(?::{_HEX4})*)?::(?:{_HEX4}(?::{_HEX4})*)?(?![\w:])"           # IPv6 with ::
+)
+"""IP addresses in text; times (12:30:45) and certificate fingerprints (32 colon groups) are not matched."""
+HIDDEN_HOST = "[host]"
+
 _MAY_HOLD_A_SECRET = re.compile(r"[:=|\u2502]|PRIVATE KEY|pmcp_|eyJ|bearer|basic", re.I)
 """Every pattern above needs one of these in the text; a string with none (most values: "running", "pve1",
 "qemu") can only hold a registered secret, so the other patterns are skipped for it."""
@@ -80,6 +90,8 @@ class Redactor:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._secret_pattern: re.Pattern[str] | None = None
+        self._hosts: set[str] = set()
+        self._host_pattern: re.Pattern[str] | None = None
         self.register_secrets(secrets)
 
     def register_secret(self, value: str | None) -> None:
@@ -97,6 +109,22 @@ class Redactor:
             if added:
                 ordered = sorted(self._secrets, key=len, reverse=True)
                 self._secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def register_hosts(self, values: Iterable[str | None], keep: Iterable[str] = ()) -> None:
+        """Addresses of the Proxmox hosts, hidden from error messages for callers below admin. Values also in
+        `keep` (node names the tools use, which a host may share with its DNS name) stay visible."""
+        kept = set(keep)
+        with self._lock:
+            self._hosts.update(v.strip() for v in values if v and v.strip() and v.strip() not in kept)
+            ordered = sorted(self._hosts, key=len, reverse=True)
+            self._host_pattern = (re.compile(r"(?<![\w.-])(?:" + "|".join(re.escape(h) for h in ordered)
+                                             + r")(?![\w-]|\.\w)") if ordered else None)
+
+    def hide_hosts(self, text: str) -> str:
+        """Registered host addresses and every IP address become [host]."""
+        if self._host_pattern is not None:
+            text = self._host_pattern.sub(HIDDEN_HOST, text)
+        return _IP_ADDRESS.sub(HIDDEN_HOST, text)
 
     def redact_text(self, text: str) -> str:
         if not text:
@@ -135,11 +163,14 @@ class Redactor:
             return [self.redact_value(item) for item in value]
         return value
 
-    def sanitize_error(self, message: str) -> str:
-        """An error message fit for a client: redacted, no traceback, no source file paths."""
+    def sanitize_error(self, message: str, *, hide_hosts: bool = False) -> str:
+        """An error message fit for a client: redacted, no traceback, no source file paths, and with hide_hosts
+        (callers below admin) no host addresses."""
         message = _TRACEBACK.sub("", message)
         message = _SOURCE_LINE.sub("", message)
         message = _SOURCE_PATH.sub("[path]", message)
+        if hide_hosts:
+            message = self.hide_hosts(message)
         return self.redact_text(message).strip() or "error details withheld"
 
 
@@ -176,8 +207,12 @@ def register_secrets(values: Iterable[str | None]) -> None:
     DEFAULT_REDACTOR.register_secrets(values)
 
 
-def sanitize_error(message: str) -> str:
-    return DEFAULT_REDACTOR.sanitize_error(message)
+def sanitize_error(message: str, *, hide_hosts: bool = False) -> str:
+    return DEFAULT_REDACTOR.sanitize_error(message, hide_hosts=hide_hosts)
+
+
+def register_hosts(values: Iterable[str | None], keep: Iterable[str] = ()) -> None:
+    DEFAULT_REDACTOR.register_hosts(values, keep)
 
 
 def secret_values(value: Any) -> list[str]:

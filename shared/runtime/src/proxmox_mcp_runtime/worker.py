@@ -16,7 +16,7 @@ from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
-from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, encode_error
+from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, Scope, encode_error
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.subjects import QUEUE_GROUP
 from pydantic import ValidationError
@@ -89,8 +89,10 @@ class WorkerRuntime:
         started = time.perf_counter()
         outcome = "ok"
         heartbeat: asyncio.Task[None] | None = None
+        hide_hosts = True  # until the envelope says the caller is an admin
         try:
             envelope = RequestEnvelope.model_validate_json(request.data)
+            hide_hosts = envelope.caller.scope is not Scope.ADMIN
             if envelope.heartbeat_subject and self._nc is not None:
                 heartbeat = asyncio.create_task(
                     _beat(self._nc, envelope.heartbeat_subject, envelope.heartbeat_interval)
@@ -112,7 +114,8 @@ class WorkerRuntime:
             ))
         except ServiceFailure as exc:
             outcome = exc.code.value
-            await _respond_error(request, exc.info.model_copy(update={"message": sanitize_error(exc.info.message)}))
+            message = sanitize_error(exc.info.message, hide_hosts=hide_hosts)
+            await _respond_error(request, exc.info.model_copy(update={"message": message}))
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
             log.error("handler failed", extra={"op": endpoint.op, "error_type": type(exc).__name__}, exc_info=False)
