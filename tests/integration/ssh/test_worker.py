@@ -213,10 +213,14 @@ async def test_unknown_host_key_is_refused(worker: WorkerSetup, nc: NatsClient, 
 
 
 async def test_loose_key_permissions_are_refused_with_the_fix(worker: WorkerSetup, nc: NatsClient) -> None:
-    error = await run_error(nc, worker.loose_key, {"command": "uptime"})
+    error = await run_error(nc, worker.loose_key, {"command": "uptime"}, caller=OPERATOR_CALLER)  # an admin
     assert error.code is ErrorCode.UNAVAILABLE
     assert f"chmod 600 {worker.workdir / 'id_loose'}" in error.message
     assert "chmod 600" in worker.proc.log_text()  # said at start-up already
+    # Callers below admin get the same answer without the host's file path.
+    hidden = await run_error(nc, worker.loose_key, {"command": "uptime"})
+    assert hidden.code is ErrorCode.UNAVAILABLE and "chmod 600 [path]" in hidden.message
+    assert str(worker.workdir) not in hidden.message
 
 
 async def test_probe_reports_the_connection(worker: WorkerSetup, nc: NatsClient) -> None:

@@ -217,11 +217,14 @@ def test_a_bare_secret_with_no_separator_is_still_redacted(secret: str) -> None:
     ("peer [fe80::1]:8006, then 2001:db8::5 and ::1", "peer [host]:8006, then [host] and [host]"),
     ("full 2001:0db8:0000:0000:0000:ff00:0042:8329 form", "full [host] form"),
     ("pve1.lab.example. ends a sentence", "[host]. ends a sentence"),
+    ("chmod 600 /etc/proxmox-mcp/id_ed25519 first", "chmod 600 [path] first"),
+    ("'/var/lib/vz/images/100/vm-100-disk-0.qcow2': No such file", "'[path]': No such file"),
+    ("cannot open /root", "cannot open [path]"),
 ])
 def test_host_addresses_are_hidden_when_asked(message: str, expected: str) -> None:
     redactor = Redactor()
     redactor.register_hosts(["pve1.lab.example", "pve2"], keep=["pve2"])
-    assert redactor.sanitize_error(message, hide_hosts=True) == expected
+    assert redactor.sanitize_error(message, hide_internals=True) == expected
     assert redactor.sanitize_error(message) == message
 
 
@@ -233,8 +236,10 @@ def test_host_addresses_are_hidden_when_asked(message: str, expected: str) -> No
     "pve-manager/8.1.4 and qemu 9.0.2",                     # three-part versions are not addresses
     "Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist",
     "pve1.lab.example.org is another name",                 # only whole registered names
+    "path /nodes/pve1/qemu/100/status/start and /access/users are API paths",
+    "storage local:iso/debian.iso and ./relative/etc/file",
 ])
 def test_what_is_not_an_address_stays(message: str) -> None:
     redactor = Redactor()
     redactor.register_hosts(["pve1.lab.example", "pve2"], keep=["pve2"])
-    assert redactor.sanitize_error(message, hide_hosts=True) == message
+    assert redactor.sanitize_error(message, hide_internals=True) == message

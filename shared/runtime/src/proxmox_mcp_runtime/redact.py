@@ -58,6 +58,12 @@ _IP_ADDRESS = re.compile(
 )
 """IP addresses in text; times (12:30:45) and certificate fingerprints (32 colon groups) are not matched."""
 HIDDEN_HOST = "[host]"
+_HOST_PATH = re.compile(
+    r"(?<![\w./-])/(?:etc|var|home|root|usr|opt|tmp|run|srv|mnt|media|lib|lib64|bin|sbin|boot|proc|sys|dev)"
+    r"(?:/[^\s'\"`,;:()\[\]{}<>]*)?"
+)
+"""Absolute file system paths on a host (API paths like /nodes/pve1/qemu do not start with these)."""
+HIDDEN_PATH = "[path]"
 
 _MAY_HOLD_A_SECRET = re.compile(r"[:=|\u2502]|PRIVATE KEY|pmcp_|eyJ|bearer|basic", re.I)
 """Every pattern above needs one of these in the text; a string with none (most values: "running", "pve1",
@@ -120,11 +126,11 @@ class Redactor:
             self._host_pattern = (re.compile(r"(?<![\w.-])(?:" + "|".join(re.escape(h) for h in ordered)
                                              + r")(?![\w-]|\.\w)") if ordered else None)
 
-    def hide_hosts(self, text: str) -> str:
-        """Registered host addresses and every IP address become [host]."""
+    def hide_internals(self, text: str) -> str:
+        """Registered host addresses and every IP address become [host], host file paths [path]."""
         if self._host_pattern is not None:
             text = self._host_pattern.sub(HIDDEN_HOST, text)
-        return _IP_ADDRESS.sub(HIDDEN_HOST, text)
+        return _HOST_PATH.sub(HIDDEN_PATH, _IP_ADDRESS.sub(HIDDEN_HOST, text))
 
     def redact_text(self, text: str) -> str:
         if not text:
@@ -163,14 +169,14 @@ class Redactor:
             return [self.redact_value(item) for item in value]
         return value
 
-    def sanitize_error(self, message: str, *, hide_hosts: bool = False) -> str:
-        """An error message fit for a client: redacted, no traceback, no source file paths, and with hide_hosts
-        (callers below admin) no host addresses."""
+    def sanitize_error(self, message: str, *, hide_internals: bool = False) -> str:
+        """An error message fit for a client: redacted, no traceback, no source file paths, and with
+        hide_internals (callers below admin) no host addresses or file paths."""
         message = _TRACEBACK.sub("", message)
         message = _SOURCE_LINE.sub("", message)
         message = _SOURCE_PATH.sub("[path]", message)
-        if hide_hosts:
-            message = self.hide_hosts(message)
+        if hide_internals:
+            message = self.hide_internals(message)
         return self.redact_text(message).strip() or "error details withheld"
 
 
@@ -207,8 +213,8 @@ def register_secrets(values: Iterable[str | None]) -> None:
     DEFAULT_REDACTOR.register_secrets(values)
 
 
-def sanitize_error(message: str, *, hide_hosts: bool = False) -> str:
-    return DEFAULT_REDACTOR.sanitize_error(message, hide_hosts=hide_hosts)
+def sanitize_error(message: str, *, hide_internals: bool = False) -> str:
+    return DEFAULT_REDACTOR.sanitize_error(message, hide_internals=hide_internals)
 
 
 def register_hosts(values: Iterable[str | None], keep: Iterable[str] = ()) -> None:

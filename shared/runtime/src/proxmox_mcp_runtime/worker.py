@@ -89,10 +89,10 @@ class WorkerRuntime:
         started = time.perf_counter()
         outcome = "ok"
         heartbeat: asyncio.Task[None] | None = None
-        hide_hosts = True  # until the envelope says the caller is an admin
+        hide_internals = True  # until the envelope says the caller is an admin
         try:
             envelope = RequestEnvelope.model_validate_json(request.data)
-            hide_hosts = envelope.caller.scope is not Scope.ADMIN
+            hide_internals = envelope.caller.scope is not Scope.ADMIN
             if envelope.heartbeat_subject and self._nc is not None:
                 heartbeat = asyncio.create_task(
                     _beat(self._nc, envelope.heartbeat_subject, envelope.heartbeat_interval)
@@ -114,7 +114,7 @@ class WorkerRuntime:
             ))
         except ServiceFailure as exc:
             outcome = exc.code.value
-            message = sanitize_error(exc.info.message, hide_hosts=hide_hosts)
+            message = sanitize_error(exc.info.message, hide_internals=hide_internals)
             await _respond_error(request, exc.info.model_copy(update={"message": message}))
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
