@@ -28,8 +28,11 @@ from proxmox_mcp_contracts.subjects import (
     service_name,
     ssh_subject,
 )
+from proxmox_mcp_contracts.trace import TRACEPARENT
 from proxmox_mcp_runtime.discovery import gather_replies
 from proxmox_mcp_runtime.worker import connect_nats
+
+from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,9 @@ class WorkerBus:
         request_id: str | None = None,
     ) -> dict[str, Any]:
         subject = ssh_subject(cluster, op) if kind is WorkerKind.SSH else api_subject(cluster, op)  # type: ignore[arg-type]
-        envelope = RequestEnvelope(op=op.value, cluster=cluster, args=args, deadline=deadline, caller=caller)
+        traceparent = CALL_TRACEPARENT.get()
+        envelope = RequestEnvelope(op=op.value, cluster=cluster, args=args, deadline=deadline, caller=caller,
+                                   trace={TRACEPARENT: traceparent} if traceparent else {})
         if request_id is not None:
             envelope.request_id = request_id
         started = time.perf_counter()

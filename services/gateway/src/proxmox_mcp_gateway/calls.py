@@ -23,7 +23,9 @@ from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
+from proxmox_mcp_contracts.trace import child_traceparent, trace_id_of
 from proxmox_mcp_runtime import metrics
+from proxmox_mcp_runtime.logs import log_context
 from proxmox_mcp_runtime.redact import DEFAULT_REDACTOR, Redactor
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +38,7 @@ from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending
 from proxmox_mcp_gateway.limits import CallLimiter
 from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
 from proxmox_mcp_gateway.tool_args import worker_payload
+from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
 
 __all__ = ["CallLimits", "CallSecurity", "CallState", "ConfirmHook", "ProgressFn", "ToolExecutor"]
 
@@ -121,19 +124,33 @@ class ToolExecutor:
     async def call(
         self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None = None,
         *, transport: str = "internal", request_id: str | None = None,
-        confirmation: ConfirmationChannel | None = None, any_offered: bool = False,
+        confirmation: ConfirmationChannel | None = None, any_offered: bool = False, traceparent: str | None = None,
     ) -> dict[str, Any]:
         """The tool's structured result (redacted), or ServiceFailure with a sanitized message.
 
         confirmation: how this front end can ask the user (None: only confirm=true confirms).
         any_offered: also tools the exposure profile leaves out (resource reads).
+        traceparent: the client's trace context; the call joins that trace (else it starts one).
         ConfirmationPending propagates: the front end asks through its protocol and the call is made again."""
-        sec = self.security
+        own = child_traceparent(traceparent or CALL_TRACEPARENT.get())
         request_id = request_id or uuid.uuid4().hex
+        token = CALL_TRACEPARENT.set(own)
+        try:
+            with log_context(request_id=request_id, trace_id=trace_id_of(own)):
+                return await self._call(name, raw_args, caller, progress, transport, request_id, confirmation,
+                                        any_offered, trace_id_of(own))
+        finally:
+            CALL_TRACEPARENT.reset(token)
+
+    async def _call(
+        self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None,
+        transport: str, request_id: str, confirmation: ConfirmationChannel | None, any_offered: bool, trace_id: str,
+    ) -> dict[str, Any]:
+        sec = self.security
         started = time.monotonic()
         record: dict[str, Any] = {
-            "ts": utc_timestamp(), "event": "tool_call", "request_id": request_id, "token_id": caller.token_id,
-            "client": caller.address, "transport": transport, "tool": name[:200],
+            "ts": utc_timestamp(), "event": "tool_call", "request_id": request_id, "trace_id": trace_id,
+            "token_id": caller.token_id, "client": caller.address, "transport": transport, "tool": name[:200],
             "arguments": sec.redactor.redact_value(raw_args or {}),
         }
         decision: CallDecision | None = None

@@ -18,6 +18,7 @@ from proxmox_mcp_gateway.calls import ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME, ToolSpec
 from proxmox_mcp_gateway.confirm import ConfirmationPending
 from proxmox_mcp_gateway.mcp_confirm import channel_for, input_required, request_state_boundary
+from proxmox_mcp_gateway.tracing import client_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
 
         try:
             result = await executor.call(params.name, params.arguments, caller, progress,
-                                         transport=transport_of(ctx), confirmation=channel_for(ctx, params))
+                                         transport=transport_of(ctx), confirmation=channel_for(ctx, params),
+                                         traceparent=client_traceparent(getattr(ctx.request, "headers", None)))
         except ConfirmationPending as pending:
             return input_required(pending.message)
         except ServiceFailure as exc:

@@ -17,6 +17,7 @@ from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
 from proxmox_mcp_gateway.calls import ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME
 from proxmox_mcp_gateway.mcp_server import SERVER_NAME, tool_definition
+from proxmox_mcp_gateway.tracing import client_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def build_rest_router(executor: ToolExecutor) -> APIRouter:
         if not isinstance(arguments, dict):
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
         try:
-            result = await executor.call(body["name"], arguments, caller, transport="rest")
+            result = await executor.call(body["name"], arguments, caller, transport="rest",
+                                         traceparent=client_traceparent(request.headers))
         except ServiceFailure as exc:
             return error_response(exc.info)
         except Exception as exc:

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any
 
 from proxmox_mcp_runtime.redact import redact_value
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar("pmcp_log_context", default=MappingProxyType({}))
+
+
+def bind_log_context(**fields: str | None) -> Token[Mapping[str, str]]:
+    """Fields (request_id, trace_id, ...) that every log line written from now on in this context carries, also
+    from threads started with asyncio.to_thread. A task's context ends with the task; elsewhere use log_context."""
+    return _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    token = bind_log_context(**fields)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +47,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(_CONTEXT.get())
         entry.update(
             {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
         )

@@ -19,8 +19,10 @@ from nats.micro.service import Service
 from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, Scope, encode_error
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.subjects import QUEUE_GROUP
+from proxmox_mcp_contracts.trace import TRACEPARENT, trace_id_of, valid_traceparent
 from pydantic import ValidationError
 
+from proxmox_mcp_runtime.logs import bind_log_context
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,9 @@ class WorkerRuntime:
         try:
             envelope = RequestEnvelope.model_validate_json(request.data)
             hide_internals = envelope.caller.scope is not Scope.ADMIN
+            traceparent = envelope.trace.get(TRACEPARENT)
+            bind_log_context(request_id=envelope.request_id,  # this request's own task: no reset needed
+                             trace_id=trace_id_of(traceparent) if valid_traceparent(traceparent) else None)
             if envelope.heartbeat_subject and self._nc is not None:
                 heartbeat = asyncio.create_task(
                     _beat(self._nc, envelope.heartbeat_subject, envelope.heartbeat_interval)
@@ -125,8 +130,12 @@ class WorkerRuntime:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
+            seconds = time.perf_counter() - started
+            if outcome != "ok":
+                log.info("request failed", extra={"op": endpoint.op, "code": outcome,
+                                                  "duration_ms": round(seconds * 1000, 2)})
             if self.observer is not None:
-                self.observer(endpoint.op, outcome, time.perf_counter() - started)
+                self.observer(endpoint.op, outcome, seconds)
 
     async def drain(self, timeout: float) -> None:
         """Stop taking requests, then let the ones under way finish (up to timeout seconds)."""
