@@ -58,3 +58,11 @@ async def test_without_a_trace_each_call_starts_its_own(tools_stack: ToolsStack)
     new = [r for r in tools_stack.records("node_status") if r["request_id"] not in before]
     assert len(new) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", r["trace_id"]) for r in new)
     assert new[0]["trace_id"] != new[1]["trace_id"]
+
+
+async def test_a_resource_read_joins_the_trace_in_its_meta(tools_stack: ToolsStack) -> None:
+    traceparent, trace_id = _traceparent()
+    async with http_client(tools_stack.gateway.url, tools_stack.gateway.token) as client:
+        await client.read_resource("proxmox://clusters/alpha/nodes", meta={"traceparent": traceparent},  # type: ignore[arg-type]
+                                   cache_mode="bypass")
+    assert [r["transport"] for r in tools_stack.audit() if r.get("trace_id") == trace_id] == ["mcp-http-resource"]

@@ -151,7 +151,8 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         return await resources.read_resource(executor, str(params.uri), caller_of(ctx),
-                                             transport_of(ctx) + "-resource")
+                                             transport_of(ctx) + "-resource",
+                                             client_traceparent(getattr(ctx.request, "headers", None)))
 
     async def list_prompts(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None

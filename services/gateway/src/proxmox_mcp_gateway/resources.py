@@ -104,7 +104,8 @@ def _route(uri: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-async def read_resource(executor: ToolExecutor, uri: str, caller: Caller, transport: str) -> types.ReadResourceResult:
+async def read_resource(executor: ToolExecutor, uri: str, caller: Caller, transport: str,
+                        traceparent: str | None = None) -> types.ReadResourceResult:
     if uri in STATIC_RESOURCES:
         return types.ReadResourceResult(contents=[types.TextResourceContents(
             uri=uri, mime_type="text/plain", text=STATIC_RESOURCES[uri][2])])
@@ -120,7 +121,8 @@ async def read_resource(executor: ToolExecutor, uri: str, caller: Caller, transp
                            "resources/templates/list")
         tool, args = route
         try:
-            data = await executor.call(tool, args, _read_only(caller), transport=transport, any_offered=True)
+            data = await executor.call(tool, args, _read_only(caller), transport=transport, any_offered=True,
+                                       traceparent=traceparent)
         except ServiceFailure as exc:
             code = {ErrorCode.NOT_FOUND: RESOURCE_NOT_FOUND, ErrorCode.INTERNAL: types.INTERNAL_ERROR}.get(
                 exc.code, types.INVALID_PARAMS)
