@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from proxmox_mcp_contracts.subjects import ApiOp, api_subject  # noqa: E402
 from proxmox_mcp_runtime.config import dump_config_toml  # noqa: E402
 from proxmoxer import ProxmoxAPI  # noqa: E402
 
+from bench.lean_mcp import lean_client  # noqa: E402
 from tests.support.mcp_client import http_client  # noqa: E402
 from tests.support.nats import start_nats  # noqa: E402
 from tests.support.procs import free_port  # noqa: E402
@@ -162,20 +165,52 @@ async def rest_samples(base_url: str, token: str, calls: int) -> list[float]:
     return samples[5:]
 
 
-async def throughput(url: str, token: str, concurrency: int, calls: int,
+ClientFactory = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[], Awaitable[None]]]]
+"""Opens one client and gives its 'make one list_vms call' function."""
+
+
+def official_client(url: str, token: str) -> ClientFactory:
+    @contextlib.asynccontextmanager
+    async def open_client() -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        async with http_client(url, token) as client:
+            async def call() -> None:
+                result = await client.call_tool("list_vms", {})
+                assert not result.is_error, result.content
+            yield call
+    return open_client
+
+
+def lean(url: str, token: str) -> ClientFactory:
+    @contextlib.asynccontextmanager
+    async def open_client() -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        async with lean_client(url, token) as client:
+            yield client.call
+    return open_client
+
+
+async def lean_samples(url: str, token: str, calls: int) -> list[float]:
+    samples = []
+    async with lean_client(url, token) as client:
+        for _ in range(calls + 5):
+            started = time.perf_counter()
+            await client.call()
+            samples.append(time.perf_counter() - started)
+    return samples[5:]
+
+
+async def throughput(open_client: ClientFactory, concurrency: int, calls: int,
                      cpu_of: dict[str, int] | None = None) -> tuple[float, dict[str, float]]:
     """Steady-state calls/s: every client opens its session (and makes one warm-up call) before the clock starts."""
     ready = asyncio.Barrier(concurrency + 1)
     go = asyncio.Event()
 
     async def one_client(share: int) -> None:
-        async with http_client(url, token) as client:
-            assert not (await client.call_tool("list_vms", {})).is_error
+        async with open_client() as call:
+            await call()
             await ready.wait()
             await go.wait()
             for _ in range(share):
-                result = await client.call_tool("list_vms", {})
-                assert not result.is_error
+                await call()
 
     clients = [asyncio.create_task(one_client(calls // concurrency)) for _ in range(concurrency)]
     await ready.wait()
@@ -234,15 +269,19 @@ async def main() -> None:
               " the client's share left out):")
         print_stages("MCP", "/mcp", scrapes[0], scrapes[1])
         print_stages("REST", "/api/mcp/tools/call", scrapes[1], scrapes[2])
-        seq, _ = await throughput(gateway.url, gateway.token, 1, args.calls)
+        via_lean = await lean_samples(gateway.url, gateway.token, args.calls)
+        print(summary("MCP tools/call, lean client", via_lean)
+              + f"   added p50 {(pct(via_lean, 0.5) - pct(direct, 0.5)) * 1000:.2f} ms")
         measured = {"gateway": gateway.proc.pid, **{k: p.pid for k, p in workers.items()},
-                    "simulator": sim.proc.pid, "nats-server": nats_server.proc.pid, "bench (MCP client)": os.getpid()}
-        conc, cpu_ms = await throughput(gateway.url, gateway.token, 32, max(args.calls, 320) * 3, measured)
-        print(f"list_vms through /mcp: sequential {seq:7.1f} calls/s, 32 concurrent {conc:7.1f} calls/s"
-              f"   (goal >= 300)")
-        print("CPU per call in the 32-concurrent run (2 cores shared by all of these):")
-        for name, used in cpu_ms.items():
-            print(f"  {name:<20} {used:6.2f} ms")
+                    "simulator": sim.proc.pid, "nats-server": nats_server.proc.pid, "bench (the client)": os.getpid()}
+        for label, factory in (("official MCP client", official_client(gateway.url, gateway.token)),
+                               ("lean MCP client", lean(gateway.url, gateway.token))):
+            seq, _ = await throughput(factory, 1, args.calls)
+            conc, cpu_ms = await throughput(factory, 32, max(args.calls, 320) * 3, measured)
+            print(f"list_vms through /mcp, {label}: sequential {seq:7.1f} calls/s, 32 concurrent {conc:7.1f} "
+                  "calls/s   (goal >= 300)")
+            print("  CPU per call in the 32-concurrent run (2 cores shared by all of these): "
+                  + ", ".join(f"{name} {used:.2f} ms" for name, used in cpu_ms.items()))
         for name, proc in [("gateway", gateway.proc), *workers.items()]:
             print(f"RSS {name:<11} {rss_mib(proc.pid):6.1f} MiB   (goal < 120)")
     finally:
