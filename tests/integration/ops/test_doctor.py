@@ -17,10 +17,12 @@ import paramiko
 import pytest
 from proxmox_mcp_cli.doctor_checks import api_through_ssh
 from proxmox_mcp_cli.doctor_report import Report
-from proxmox_mcp_runtime.config import load_proxmox_config
+from proxmox_mcp_contracts.settings import ProxmoxConfig
+from proxmox_mcp_runtime.config import dump_config_toml, load_proxmox_config
 
 from tests.support.nats import NatsServer
 from tests.support.procs import free_port
+from tests.support.services import write_private
 from tests.support.sshd import SshdServer, start_sshd
 
 CLEAN_PREFIXES = ("SSH_", "PROXMOX_", "PMCP_", "NATS_URL")
@@ -445,3 +447,28 @@ def test_a_tunnel_to_a_port_nothing_listens_on_says_so(sshd: SshdServer) -> None
     tunnel = failed(report)["api.modes[ssh-tunnel]"]
     assert "(Connect failed)" in tunnel["detail"]
     assert f"nothing listens on pve1's 127.0.0.1:{closed}" in tunnel["fix"] and "pveproxy" in tunnel["fix"]
+
+
+def test_all_clusters_get_one_report_each_and_a_failing_one_fails_the_run(sim: Any, tmp_path: Path) -> None:
+    base = load_proxmox_config({**sim_ssh_env(sim), **api_env(sim)}, dotenv=tmp_path / "absent.env").clusters[0]
+    closed = free_port()
+    east = base.model_copy(update={"name": "east"})
+    west = base.model_copy(update={"name": "west", "api": base.api.model_copy(update={"port": closed})})
+    config = write_private(tmp_path / "clusters.toml",
+                           dump_config_toml(ProxmoxConfig(clusters=[east, west], default_cluster="east")))
+    code, document, stderr = doctor({"PMCP_CONFIG": str(config)}, "--all-clusters", "--allow-root")
+    assert code == 1 and document["ok"] is False, stderr
+    reports = {report["cluster"]: report for report in document["clusters"]}
+    assert set(reports) == {"east", "west"}
+    assert reports["east"]["ok"] is True, failed(reports["east"])
+    assert reports["west"]["ok"] is False and "api.reach" in failed(reports["west"])
+    assert f"{sim.host}:{closed}" in failed(reports["west"])["api.reach"]["detail"]
+    # The default cluster alone still passes: --all-clusters is what brought west's problem in.
+    code, single, stderr = doctor({"PMCP_CONFIG": str(config)}, "--allow-root")
+    assert code == 0 and single["cluster"] == "east", (failed(single), stderr)
+
+
+def test_all_clusters_and_one_cluster_cannot_be_asked_together() -> None:
+    result = subprocess.run([sys.executable, "-m", "proxmox_mcp_cli.main", "doctor", "--all-clusters", "--cluster",
+                             "east"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr

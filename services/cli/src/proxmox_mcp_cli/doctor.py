@@ -1,4 +1,5 @@
-"""`proxmox-mcp doctor`: walk the troubleshooting checklist for the configured cluster and say what to fix.
+"""`proxmox-mcp doctor`: walk the troubleshooting checklist for the configured cluster (or every one) and say
+what to fix.
 
 Same configuration as `up` (PMCP_CONFIG / --config, or the SSH_* / PROXMOX_* variables from the environment
 and .env). Prints a table (or --json); exits 1 when any check fails, 0 otherwise (warnings do not fail).
@@ -7,6 +8,7 @@ and .env). Prints a table (or --json); exits 1 when any check fails, 0 otherwise
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -16,7 +18,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     parser.add_argument("--config", type=Path, help="TOML cluster config (default: PMCP_CONFIG or the SSH_*/"
                         "PROXMOX_* environment variables)")
     parser.add_argument("--env-file", default=".env", help="read the environment variables from this file too")
-    parser.add_argument("--cluster", help="which configured cluster to check (default: the default cluster)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--cluster", help="which configured cluster to check (default: the default cluster)")
+    which.add_argument("--all-clusters", action="store_true", help="check every configured cluster, one report "
+                       "each (--json: {\"ok\", \"clusters\": [report, ...]})")
     parser.add_argument("--node", action="append", help="check only this SSH node (repeatable)")
     parser.add_argument("--tools", help="comma list of the tools this deployment uses, for the privilege check "
                         "(default: the six original tools)")
@@ -28,8 +33,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from proxmox_mcp_cli.doctor_checks import diagnose  # paramiko and friends load only for the doctor
+    from proxmox_mcp_cli.doctor_checks import diagnose, diagnose_all  # paramiko and friends: only for the doctor
 
-    report = diagnose(args)
-    print(report.to_json() if args.json else report.to_table())
-    return 1 if report.failed else 0
+    if not args.all_clusters:
+        report = diagnose(args)
+        print(report.to_json() if args.json else report.to_table())
+        return 1 if report.failed else 0
+    reports = diagnose_all(args)
+    if args.json:
+        print(json.dumps({"ok": not any(r.failed for r in reports),
+                          "clusters": [json.loads(r.to_json()) for r in reports]}, indent=2))
+    else:
+        print("\n\n".join(f"== cluster {r.cluster or '?'} ==\n{r.to_table()}" for r in reports))
+    return 1 if any(r.failed for r in reports) else 0
