@@ -51,7 +51,8 @@ def tools_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolsStack
                                                         "PMCP_CONFIG": str(config_path)})
         procs.append(gateway.proc)
         wait_ready(gateway)
-        yield ToolsStack(workdir=workdir, alpha=alpha, beta=beta, gateway=gateway, state_dir=state, workers=workers)
+        yield ToolsStack(workdir=workdir, alpha=alpha, beta=beta, gateway=gateway, state_dir=state, workers=workers,
+                         nats_url=nats.url, config_path=config_path)
     finally:
         for proc in reversed(procs):
             proc.stop()

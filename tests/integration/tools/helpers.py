@@ -41,6 +41,8 @@ class ToolsStack:
     gateway: GatewayProc
     state_dir: Path
     workers: list[Proc]
+    nats_url: str
+    config_path: Path
 
     @property
     def audit_file(self) -> Path:

@@ -3,14 +3,18 @@ input_required), else an explicit confirm=true; refusals are tool errors, and bo
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+
 import mcp_types as types
 import pytest
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Scope
 
-from tests.integration.tools.helpers import ToolsStack, call_error, call_ok
+from tests.integration.tools.helpers import FAST, ToolsStack, call_error, call_ok
 from tests.support.mcp_client import http_client
+from tests.support.services import GatewayProc, start_gateway, wait_ready, write_private
 
 
 class Elicitor:
@@ -143,3 +147,49 @@ async def test_commands_that_do_what_destructive_tools_do_need_the_same_confirma
     assert [(r["result"], r["decision"]["confirmation"]) for r in records] == [("policy_denied", "missing"),
                                                                                 ("ok", "argument")]
     assert records[1]["decision"]["argv"] == ["qm", "stop", str(vm["vmid"])]
+
+
+@pytest.fixture(scope="module")
+def replicas(tools_stack: ToolsStack) -> Iterator[tuple[GatewayProc, GatewayProc, GatewayProc]]:
+    """Two gateway replicas sharing PMCP_REQUEST_STATE_KEY_FILE, and a third with a key of its own."""
+    workdir = tools_stack.workdir / "replicas"
+    workdir.mkdir()
+    shared = write_private(workdir / "state.key", secrets.token_hex(32))
+    other = write_private(workdir / "other.key", secrets.token_hex(32))
+    token = "replica-" + secrets.token_hex(16)
+    started: list[GatewayProc] = []
+    try:
+        for key in (shared, shared, other):
+            gateway = start_gateway(tools_stack.nats_url, workdir, token=token, env={
+                **FAST, "PMCP_CONFIG": str(tools_stack.config_path), "PMCP_REQUEST_STATE_KEY_FILE": str(key)})
+            started.append(gateway)  # one by one: a failed start still stops the ones before it
+        for gateway in started:
+            wait_ready(gateway)
+        yield started[0], started[1], started[2]
+    finally:
+        for gateway in started:
+            gateway.proc.stop()
+
+
+async def test_a_confirmation_asked_by_one_replica_is_answered_through_another(
+    tools_stack: ToolsStack, replicas: tuple[GatewayProc, GatewayProc, GatewayProc]
+) -> None:
+    first, second, foreign = replicas
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
+    stop = {"vmid": vm["vmid"], "action": "stop", "wait": True}
+    answer: types.InputResponses = {"confirm": types.ElicitResult(action="accept", content={"confirm": True})}
+    async with http_client(first.url, first.token, mode="auto", elicitation_callback=Elicitor()) as client:
+        asked = await client.session.call_tool("vm_action", stop, allow_input_required=True)
+    assert isinstance(asked, types.InputRequiredResult) and asked.request_state
+    async with http_client(foreign.url, foreign.token, mode="auto", elicitation_callback=Elicitor()) as client:
+        with pytest.raises(MCPError, match="requestState"):  # a replica with another key cannot open the state
+            await client.session.call_tool("vm_action", stop, input_responses=answer,
+                                           request_state=asked.request_state, allow_input_required=True)
+    assert tools_stack.guest_status("alpha", vm["vmid"]) == "running"
+    async with http_client(second.url, second.token, mode="auto", elicitation_callback=Elicitor()) as client:
+        done = await client.session.call_tool("vm_action", stop, input_responses=answer,
+                                              request_state=asked.request_state, allow_input_required=True)
+        assert isinstance(done, types.CallToolResult) and not done.is_error, done
+        assert done.structured_content is not None and done.structured_content["task"]["ok"] is True
+        assert tools_stack.guest_status("alpha", vm["vmid"]) == "stopped"
+        await call_ok(client, "vm_action", {"vmid": vm["vmid"], "action": "start", "wait": True})
