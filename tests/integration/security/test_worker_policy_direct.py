@@ -94,3 +94,12 @@ async def test_an_allowed_command_does_reach_the_host_through_the_same_worker(
     wait_until(lambda: sshd.accepted_logins() >= 1, timeout=5, what="the sshd log to show the login")
 
 
+
+
+async def test_a_refusal_quotes_the_callers_own_path_to_a_non_admin(
+    direct_worker: tuple[Proc, SshdServer], nats_server: NatsServer
+) -> None:
+    caller = Caller(token_id="reader", scope=Scope.EXEC, command_profile="readonly")
+    code, body, headers = await _exec(nats_server.url, "cat /etc/pve/priv/authkey.key", caller)
+    info = decode_error(code, headers.get(ERROR_HEADER), body)
+    assert code == "policy_denied" and "'/etc/pve/priv/authkey.key' is refused" in info.message, info.message

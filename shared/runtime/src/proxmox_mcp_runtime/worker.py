@@ -119,7 +119,9 @@ class WorkerRuntime:
             ))
         except ServiceFailure as exc:
             outcome = exc.code.value
-            message = sanitize_error(exc.info.message, hide_internals=hide_internals)
+            # Refusals of the caller's own input (policy, arguments) may quote it; the rest may quote the hosts.
+            about_input = exc.code in (ErrorCode.POLICY_DENIED, ErrorCode.INVALID_ARGUMENT)
+            message = sanitize_error(exc.info.message, hide_internals=hide_internals and not about_input)
             await _respond_error(request, exc.info.model_copy(update={"message": message}))
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
