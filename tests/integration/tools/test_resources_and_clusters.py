@@ -152,3 +152,14 @@ def test_health_probes_every_cluster_and_names_the_one_that_fails(tools_stack: T
     finally:
         clear_sim_faults(tools_stack.beta)
     wait_until(lambda: _beta_api(tools_stack) == "ok", timeout=15, what="beta's api check back")
+
+
+def test_a_worker_checks_latency_is_its_first_answer_and_the_window_counts_instances(
+    tools_stack: ToolsStack
+) -> None:
+    checks = _health(tools_stack)["checks"]
+    for kind in ("ssh-worker", "api-worker"):
+        check = checks[kind]
+        assert check["status"] == "ok" and check["instances"] == 1, check
+        # The discovery window is 0.5 s here; an idle worker on loopback answers in a few ms.
+        assert 0 < check["latency_ms"] < 250, check

@@ -29,7 +29,7 @@ from proxmox_mcp_contracts.subjects import (
     ssh_subject,
 )
 from proxmox_mcp_contracts.trace import TRACEPARENT
-from proxmox_mcp_runtime.discovery import gather_replies
+from proxmox_mcp_runtime.discovery import gather_replies, gather_timed
 from proxmox_mcp_runtime.worker import connect_nats
 
 from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
@@ -190,9 +190,11 @@ class WorkerBus:
                 retryable=False,
             )
 
-    async def ping_services(self, kind: WorkerKind, timeout: float = 0.5) -> list[dict[str, Any]]:
-        """`$SRV.PING.<name>`: every running instance of a worker kind answers once."""
-        return await self._gather(f"$SRV.PING.{service_name(kind)}", timeout)
+    async def ping_services(self, kind: WorkerKind, timeout: float = 0.5) -> tuple[list[dict[str, Any]],
+                                                                                  float | None]:
+        """`$SRV.PING.<name>`: every running instance of a worker kind answers once; also the seconds until the
+        first answered (None: none did)."""
+        return await gather_timed(self._client(), f"$SRV.PING.{service_name(kind)}", timeout)
 
     async def any_service(self, kind: WorkerKind, timeout: float = 0.5) -> bool:
         try:
