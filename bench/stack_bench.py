@@ -141,32 +141,8 @@ async def nats_samples(nats_url: str, calls: int) -> list[float]:
     return samples[5:]
 
 
-async def mcp_samples(url: str, token: str, calls: int) -> list[float]:
-    samples = []
-    async with http_client(url, token) as client:
-        for _ in range(calls + 5):
-            started = time.perf_counter()
-            result = await client.call_tool("list_vms", {})
-            samples.append(time.perf_counter() - started)
-            assert not result.is_error, result.content
-    return samples[5:]
-
-
-async def rest_samples(base_url: str, token: str, calls: int) -> list[float]:
-    import httpx2
-
-    samples = []
-    async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
-        for _ in range(calls + 5):
-            started = time.perf_counter()
-            response = await http.post("/api/mcp/tools/call", json={"name": "list_vms", "arguments": {}})
-            samples.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.text
-    return samples[5:]
-
-
 ClientFactory = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[], Awaitable[None]]]]
-"""Opens one client and gives its 'make one list_vms call' function."""
+"""Opens one client and gives its 'make one list_vms call' function (which fails unless the call succeeds)."""
 
 
 def official_client(url: str, token: str) -> ClientFactory:
@@ -188,12 +164,26 @@ def lean(url: str, token: str) -> ClientFactory:
     return open_client
 
 
-async def lean_samples(url: str, token: str, calls: int) -> list[float]:
+def rest(base_url: str, token: str) -> ClientFactory:
+    import httpx2
+
+    @contextlib.asynccontextmanager
+    async def open_client() -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+            async def call() -> None:
+                response = await http.post("/api/mcp/tools/call", json={"name": "list_vms", "arguments": {}})
+                assert response.status_code == 200, response.text
+            yield call
+    return open_client
+
+
+async def sequential_samples(open_client: ClientFactory, calls: int) -> list[float]:
+    """Seconds per call, one call after another on one client (after 5 warm-up calls)."""
     samples = []
-    async with lean_client(url, token) as client:
+    async with open_client() as call:
         for _ in range(calls + 5):
             started = time.perf_counter()
-            await client.call()
+            await call()
             samples.append(time.perf_counter() - started)
     return samples[5:]
 
@@ -250,9 +240,9 @@ async def main() -> None:
         metrics_urls = {"gateway": f"{gateway.base_url}/metrics",
                         "api-worker": f"http://127.0.0.1:{worker_metrics['api-worker']}/metrics"}
         scrapes = [{name: histogram_totals(url) for name, url in metrics_urls.items()}]
-        via_mcp = await mcp_samples(gateway.url, gateway.token, args.calls)
+        via_mcp = await sequential_samples(official_client(gateway.url, gateway.token), args.calls)
         scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
-        via_rest = await rest_samples(gateway.base_url, gateway.token, args.calls)
+        via_rest = await sequential_samples(rest(gateway.base_url, gateway.token), args.calls)
         scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
         print(summary("direct proxmoxer GET", direct))
         print(summary("NATS request to api-worker", via_nats))
@@ -269,7 +259,7 @@ async def main() -> None:
               " the client's share left out):")
         print_stages("MCP", "/mcp", scrapes[0], scrapes[1])
         print_stages("REST", "/api/mcp/tools/call", scrapes[1], scrapes[2])
-        via_lean = await lean_samples(gateway.url, gateway.token, args.calls)
+        via_lean = await sequential_samples(lean(gateway.url, gateway.token), args.calls)
         print(summary("MCP tools/call, lean client", via_lean)
               + f"   added p50 {(pct(via_lean, 0.5) - pct(direct, 0.5)) * 1000:.2f} ms")
         measured = {"gateway": gateway.proc.pid, **{k: p.pid for k, p in workers.items()},

@@ -19,8 +19,8 @@ from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim
 
 def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
     external = os.environ.get("NATS_URL")
-    try:  # before anything starts
-        settings = GatewaySettings(nats_url=external) if external else GatewaySettings()
+    try:  # before anything starts; NATS_URL is one of the settings' own variables
+        settings = GatewaySettings()
         loop = {"loop_factory": event_loop.loop_factory()}
     except START_ERRORS as exc:
         return refuse_start(exc)

@@ -132,13 +132,13 @@ class ToolExecutor:
         any_offered: also tools the exposure profile leaves out (resource reads).
         traceparent: the client's trace context; the call joins that trace (else it starts one).
         ConfirmationPending propagates: the front end asks through its protocol and the call is made again."""
-        own = child_traceparent(traceparent or CALL_TRACEPARENT.get())
-        request_id = request_id or uuid.uuid4().hex
+        own = child_traceparent(traceparent)
+        request_id, trace_id = request_id or uuid.uuid4().hex, trace_id_of(own)
         token = CALL_TRACEPARENT.set(own)
         try:
-            with log_context(request_id=request_id, trace_id=trace_id_of(own)):
+            with log_context(request_id=request_id, trace_id=trace_id):
                 return await self._call(name, raw_args, caller, progress, transport, request_id, confirmation,
-                                        any_offered, trace_id_of(own))
+                                        any_offered, trace_id)
         finally:
             CALL_TRACEPARENT.reset(token)
 

@@ -18,13 +18,13 @@ def valid_traceparent(value: object) -> TypeGuard[str]:
     if not isinstance(value, str):
         return False
     match = _FORMAT.match(value.strip().lower())
-    return (match is not None and not value.strip().lower().startswith("ff-")
+    return (match is not None and match.group(0)[:2] != "ff"
             and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"})
 
 
 def child_traceparent(parent: str | None) -> str:
     """A traceparent for our own span: the parent's trace id when the parent is valid, else a new trace."""
-    trace_id = trace_id_of(parent) if parent is not None and valid_traceparent(parent) else secrets.token_hex(16)
+    trace_id = trace_id_of(parent) if valid_traceparent(parent) else secrets.token_hex(16)
     return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 

@@ -174,7 +174,7 @@ class Redactor:
         hide_internals (callers below admin) no host addresses or file paths."""
         message = _TRACEBACK.sub("", message)
         message = _SOURCE_LINE.sub("", message)
-        message = _SOURCE_PATH.sub("[path]", message)
+        message = _SOURCE_PATH.sub(HIDDEN_PATH, message)
         if hide_internals:
             message = self.hide_internals(message)
         return self.redact_text(message).strip() or "error details withheld"
