@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.procs import REPO_ROOT, Proc, free_port, start_process, wait_until
+from tests.support.readme import README
 
 
 def readme_command(kind: str) -> str:
     """The first line of a README code block that runs `proxmox-mcp demo` (kind='demo') or the tests."""
-    text = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", README, flags=re.S)
     needle = "proxmox-mcp demo" if kind == "demo" else "scripts/test"
     for block in blocks:
         for line in block.splitlines():

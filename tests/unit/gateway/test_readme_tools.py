@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from proxmox_mcp_gateway.catalog import TOOLS, TOOLS_BY_NAME, ToolSpec
 
-README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+from tests.support.readme import readme_section
 
 
 @dataclass(frozen=True)
@@ -23,15 +22,9 @@ class Row:
     example: str
 
 
-def _tools_section() -> str:
-    match = re.search(r"^## Tools\n(.*?)(?=^## )", README, flags=re.M | re.S)
-    assert match is not None, "README has no '## Tools' section"
-    return match.group(1)
-
-
 def _rows() -> dict[str, Row]:
     rows: dict[str, Row] = {}
-    lines = _tools_section().splitlines()
+    lines = readme_section("Tools").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| tool | scope |"))
     for line in lines[start + 2:]:
         if not line.startswith("|"):
@@ -57,7 +50,7 @@ def _annotation_marks(spec: ToolSpec) -> set[str]:
 
 def test_the_table_lists_every_tool_once_and_the_count_is_right() -> None:
     assert set(ROWS) == set(TOOLS_BY_NAME)
-    assert f"{len(TOOLS)} typed tools" in _tools_section()
+    assert f"{len(TOOLS)} typed tools" in readme_section("Tools")
 
 
 @pytest.mark.parametrize("spec", TOOLS, ids=[spec.name for spec in TOOLS])

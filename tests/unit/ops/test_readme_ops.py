@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
 from proxmox_mcp_runtime.metrics import metric_families
 
+from tests.support.readme import readme_section
+
 REPO = Path(__file__).resolve().parents[3]
-README = (REPO / "README.md").read_text()
-
-
-def section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, flags=re.M | re.S)
-    assert match is not None, f"README has no '## {title}' section"
-    return match.group(1)
 
 
 def test_every_alert_is_explained_in_monitoring() -> None:
-    monitoring = section("Monitoring")
+    monitoring = readme_section("Monitoring")
     for path in (REPO / "deploy" / "prometheus" / "rules").glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -28,20 +22,20 @@ def test_every_alert_is_explained_in_monitoring() -> None:
 
 
 def test_every_metric_is_explained_in_monitoring() -> None:
-    monitoring = section("Monitoring")
+    monitoring = readme_section("Monitoring")
     for family in metric_families():
         exported = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{exported}`" in monitoring, exported
 
 
 def test_deployment_covers_compose_demo_systemd_and_a_real_domain() -> None:
-    deployment = section("Deployment")
+    deployment = readme_section("Deployment")
     for needle in ("docker compose --profile demo up", "deploy/install.sh", "PMCP_DOMAIN=mcp.example.org",
                    "LoadCredential=", "compose.local-ports.yml", "proxmox-mcp keygen"):
         assert needle in deployment, needle
 
 
 def test_troubleshooting_starts_with_the_doctor() -> None:
-    troubleshooting = section("Troubleshooting")
+    troubleshooting = readme_section("Troubleshooting")
     assert troubleshooting.strip().startswith("Run the doctor first")
     assert "proxmox-mcp doctor" in troubleshooting
