@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,28 @@ class ProcessDied(RuntimeError):
     """A started binary exited before it was ready."""
 
 
+def _ephemeral_low() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port nobody listens on, below the kernel's ephemeral range: a port from that range can be
+    taken by any outgoing connection (another test's client) before the server we start binds it."""
+    low = 20000 if _EPHEMERAL_LOW > 21000 else 10000
+    for _ in range(200):
+        port = random.randrange(low, max(low + 1000, _EPHEMERAL_LOW))
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -3,11 +3,13 @@ environment variable named with what is wrong, and nothing started."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.nats import NatsServer
 from tests.support.procs import free_port, start_process, wait_until
 
 ENTRY_POINTS = {
@@ -42,3 +44,23 @@ def test_a_setting_that_cannot_work_stops_it_naming_the_variable(tmp_path: Path,
     assert f"error: gateway settings: {message}" in log, log
     assert "Traceback" not in log and "pydantic.dev" not in log, log
     assert not any(tmp_path.glob("proxmox-mcp-*")), "nothing is started before the settings are checked"
+
+
+def test_a_port_in_use_stops_the_gateway_with_the_reason_and_nothing_left_running(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {"NATS_URL": nats_server.url, "PMCP_PORT": str(taken.getsockname()[1]),
+               "PMCP_STATE_DIR": str(tmp_path / "state"), "PMCP_TOKEN": "startup-" + tmp_path.name}
+        proc = start_process("gateway-port-taken", [sys.executable, "-m", "proxmox_mcp_cli.main", "gateway"], tmp_path,
+                             env=env)
+        try:
+            wait_until(lambda: not proc.alive(), timeout=30, what="the gateway to give up on the taken port")
+        finally:
+            proc.stop()
+    log = proc.log_text()
+    assert proc.popen.returncode != 0 and "address already in use" in log, log
+    # The NATS connection begun at start-up is closed before the loop ends, not abandoned half-open.
+    assert "Task was destroyed but it is pending" not in log and "Event loop is closed" not in log, log

@@ -130,6 +130,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
                 yield
         finally:
             connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting  # a connect under way ends before the bus closes, not after
             await gw.health.stop()
             await gw.bus.close()
             if gw.audit is not None:
