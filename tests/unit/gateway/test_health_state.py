@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from proxmox_mcp_gateway.health import CheckState
+from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
+from proxmox_mcp_gateway.health import CheckState, HealthMonitor
 
 
 def test_an_observation_older_than_the_recorded_one_is_ignored() -> None:
@@ -22,3 +24,16 @@ def test_newer_observations_replace_older_ones_and_failures_keep_the_last_succes
     assert state.record(False, None, "connection refused")
     assert state.status == "fail" and state.last_error == "connection refused" and state.last_success == success
     assert "_observed" not in state.as_dict()
+
+
+async def test_stop_ends_the_probe_loop_even_when_a_wake_up_and_the_stop_come_together() -> None:
+    # A bus that never connected: each probe round ends at once and the loop waits for the next one.
+    monitor = HealthMonitor(WorkerBus(BusSettings(nats_url="nats://127.0.0.1:1")), cluster="default",
+                            interval=10.0, timeout=1.0)
+    monitor.start()
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    async with asyncio.timeout(30):  # no extra task: the stop's cancel lands in the same step as the wake-up
+        monitor.poke()  # e.g. NATS just connected ...
+        await monitor.stop()  # ... while the gateway shuts down
+    assert time.monotonic() - started < 3, "the cancel was lost and stop() waited for a whole probe interval"

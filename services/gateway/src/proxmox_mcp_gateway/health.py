@@ -113,8 +113,11 @@ class HealthMonitor:
             # While something is down, probe more often (up to 4x) so recovery shows quickly.
             delay = self.interval / (2**failures) if failures else self.interval
             self._wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that arrives just as poke() wakes it,
+            # and stop() then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.2))
+                async with asyncio.timeout(max(delay, 0.2)):
+                    await self._wake.wait()
 
     async def probe_once(self) -> bool:
         self._set("nats", self.bus.connected, None, None if self.bus.connected else "not connected to NATS")
