@@ -1,0 +1,134 @@
+"""Both key-value backends keep the same contract: compare-and-set, TTLs, watches with a complete snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, KvEntry, KvUnavailableError
+from proxmox_mcp_runtime.kv.jetstream import JetStreamState
+from proxmox_mcp_runtime.kv.local import LocalState
+
+from tests.support.nats import NatsServer, start_nats
+
+_counter = iter(range(1_000_000))
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(params=["local", "jetstream"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, nats_server: NatsServer
+) -> AsyncIterator[KeyValueStore]:
+    spec = BucketSpec(name=f"test_{next(_counter)}_{int(time.time() * 1000) % 100000}")
+    if request.param == "local":
+        state = LocalState(tmp_path / "state.db", poll_interval=0.05)
+        yield await state.bucket(spec)
+        await state.close()
+    else:
+        nc = await nats.connect(nats_server.url)
+        try:
+            yield await JetStreamState(nc).bucket(spec)
+        finally:
+            await nc.close()
+
+
+async def test_create_refuses_a_key_that_exists_and_exactly_one_of_two_racers_wins(store: KeyValueStore) -> None:
+    await store.create("a", b"1")
+    with pytest.raises(KeyExistsError):
+        await store.create("a", b"2")
+    outcomes = await asyncio.gather(store.create("race", b"x"), store.create("race", b"y"), return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["KeyExistsError", "int"]
+    entry = await store.get("a")
+    assert entry is not None and entry.value == b"1"
+
+
+async def test_update_needs_the_latest_revision(store: KeyValueStore) -> None:
+    first = await store.create("k", b"v1")
+    second = await store.update("k", b"v2", revision=first)
+    assert second > first
+    with pytest.raises(KeyExistsError):
+        await store.update("k", b"v3", revision=first)
+    entry = await store.get("k")
+    assert entry == KvEntry("k", b"v2", second)
+
+
+async def test_a_deleted_key_is_gone_and_can_be_created_again(store: KeyValueStore) -> None:
+    await store.put("gone", b"1")
+    await store.put("stays", b"2")
+    await store.delete("gone")
+    assert await store.get("gone") is None
+    assert await store.keys() == ["stays"]
+    await store.create("gone", b"3")
+    entry = await store.get("gone")
+    assert entry is not None and entry.value == b"3"
+
+
+async def test_an_entry_with_a_ttl_disappears_after_it(store: KeyValueStore) -> None:
+    await store.create("short", b"1", ttl=1.0)
+    await store.create("long", b"2")
+    assert await store.get("short") is not None
+    deadline = time.monotonic() + 10
+    while await store.get("short") is not None:
+        assert time.monotonic() < deadline, "the entry outlived its ttl by far"
+        await asyncio.sleep(0.1)
+    await store.create("short", b"again")
+    assert await store.get("long") is not None
+
+
+async def test_a_watch_delivers_the_snapshot_before_it_returns_then_every_change(store: KeyValueStore) -> None:
+    await store.put("one", b"1")
+    await store.put("two", b"2")
+    await store.delete("two")
+    seen: list[KvEntry] = []
+    watch = await store.watch(seen.append)
+    try:
+        assert [(e.key, e.value) for e in seen] == [("one", b"1")]
+        await store.put("three", b"3")
+        await store.delete("one")
+        await eventually(lambda: len(seen) >= 3)
+        assert [(e.key, e.value) for e in seen[1:]] == [("three", b"3"), ("one", None)]
+    finally:
+        await watch.stop()
+
+
+async def test_a_local_watch_sees_what_another_process_wrote_to_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    gateway, cli = LocalState(path, poll_interval=0.05), LocalState(path)
+    spec = BucketSpec(name="tokens")
+    seen: list[KvEntry] = []
+    watch = await (await gateway.bucket(spec)).watch(seen.append)
+    try:
+        await (await cli.bucket(spec)).put("t1", b"revoked")
+        await eventually(lambda: any(e.key == "t1" and e.value == b"revoked" for e in seen))
+    finally:
+        await watch.stop()
+        await gateway.close()
+        await cli.close()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_jetstream_without_a_server_is_unavailable_not_a_hang(tmp_path: Path) -> None:
+    server = start_nats(tmp_path / "nats")
+    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+    try:
+        bucket = await JetStreamState(nc, timeout=0.5).bucket(BucketSpec(name="lonely"))
+        await bucket.put("k", b"v")
+        server.proc.stop()
+        started = time.monotonic()
+        with pytest.raises(KvUnavailableError):
+            await bucket.get("k")
+        assert time.monotonic() - started < 10
+    finally:
+        await nc.close()
+        server.proc.stop()
