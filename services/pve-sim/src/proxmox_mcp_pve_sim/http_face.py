@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from proxmox_mcp_pve_sim.access import Caller
 from proxmox_mcp_pve_sim.control import handle_control
+from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.errors import ApiError
 from proxmox_mcp_pve_sim.http_response import Response
 from proxmox_mcp_pve_sim.sim import Sim
@@ -222,7 +223,7 @@ class HttpFace:
             params = _parameters(request)
         except ApiError as exc:
             return api_error_response(exc)
-        result = await self.sim.call(caller, request.method, rel, params)
+        result = await dispatch(self.sim, caller, request.method, rel, params)
         if result.status == 200:
             payload: dict[str, Any] = {"data": result.data}
             if result.total is not None:

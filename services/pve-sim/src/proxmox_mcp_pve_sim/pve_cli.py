@@ -17,6 +17,7 @@ from proxmox_mcp_contracts.pve_schema import match_path, method_schema
 from proxmox_mcp_pve_sim.access import ROOT
 from proxmox_mcp_pve_sim.agent import assert_agent_available, process_status, start_process
 from proxmox_mcp_pve_sim.api import Result
+from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.errors import ApiError
 from proxmox_mcp_pve_sim.pve_output import render
 from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, command, run_argv
@@ -115,7 +116,7 @@ async def wait_for_task(env: ShellEnv, upid: str, io: Streams, *, echo_log: bool
 
 
 async def api(env: ShellEnv, method: str, path: str, params: dict[str, Any], usage: str = "") -> Any:
-    result = await env.sim.call(ROOT, method, path, params)
+    result = await dispatch(env.sim, ROOT, method, path, params)
     if result.status != 200:
         raise CliError(error_text(result, usage))
     return result.data
@@ -159,7 +160,7 @@ async def pvesh(argv: list[str], env: ShellEnv, io: Streams) -> int:
             f"enumeration 'text, json, json-pretty, yaml'\n{usage}\n"
         )
         return FAIL
-    result = await env.sim.call(ROOT, method, path, options)
+    result = await dispatch(env.sim, ROOT, method, path, options)
     if result.status == 501:
         io.err(f"No '{verb if verb != 'ls' else 'get'}' handler defined for '{path}'\n")
         return FAIL
