@@ -19,8 +19,9 @@ from proxmox_mcp_pve_sim.agent import assert_agent_available, process_status, st
 from proxmox_mcp_pve_sim.api import Result
 from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.errors import ApiError
+from proxmox_mcp_pve_sim.guest_shell import guest_shell
 from proxmox_mcp_pve_sim.pve_output import render
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, command, run_argv
+from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_argv
 from proxmox_mcp_pve_sim.tasks import UPID_RE
 
 FAIL = 255
@@ -122,7 +123,6 @@ async def api(env: ShellEnv, method: str, path: str, params: dict[str, Any], usa
     return result.data
 
 
-@command("pvesh", host_only=True)
 async def pvesh(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if len(argv) < 2 or argv[1] in ("help", "--help", "-h"):
         io.out(
@@ -316,7 +316,7 @@ async def _pct_exec(argv: list[str], env: ShellEnv, io: Streams) -> int:
         raise CliError(f"CT {vmid} not running\n")
     if not command_args:
         raise CliError("missing command\n")
-    return await run_argv(command_args, ShellEnv(sim=env.sim, node=env.node, guest=guest), io)
+    return await run_argv(command_args, guest_shell(env.sim, guest), io)
 
 
 async def _qm_guest(argv: list[str], env: ShellEnv, io: Streams) -> int:
@@ -343,17 +343,14 @@ async def _qm_guest(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("qm", host_only=True)
 async def qm(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return await _guest_cli(argv, env, io, "qemu")
 
 
-@command("pct", host_only=True)
 async def pct(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return await _guest_cli(argv, env, io, "lxc")
 
 
-@command("pveversion", host_only=True)
 async def pveversion(argv: list[str], env: ShellEnv, io: Streams) -> int:
     from proxmox_mcp_pve_sim.pve_output import pveversion_text
 
