@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from proxmox_mcp_contracts.pve_schema import method_schema, return_errors
-from proxmox_mcp_pve_sim.api import served_routes
+from proxmox_mcp_pve_sim.routes import served_routes
 
 from tests.integration.sim.conftest import Api
 from tests.support.procs import SHARED_DIR

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from proxmox_mcp_pve_sim.access import ROOT, Caller
 from proxmox_mcp_pve_sim.api import Result
+from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.faults import FaultRule
 from proxmox_mcp_pve_sim.model import Guest
 from proxmox_mcp_pve_sim.sim import Sim, SimOptions
@@ -32,7 +33,7 @@ def pick(sim: Sim, kind: str, status: str) -> Guest:
 
 
 async def call(sim: Sim, method: str, path: str, caller: Caller = ROOT, **params: Any) -> Result:
-    return await sim.call(caller, method, path, params)
+    return await dispatch(sim, caller, method, path, params)
 
 
 async def finish(sim: Sim, result: Result) -> dict[str, Any]:
@@ -219,7 +220,7 @@ async def test_the_read_only_token_reads_everything_and_changes_nothing(sim: Sim
         ("PUT", f"{base(guest)}/config", {"name": "x"}),
         ("DELETE", base(guest), {}),
     ]:
-        result = await sim.call(READONLY, method, path, params)
+        result = await dispatch(sim, READONLY, method, path, params)
         assert result.status == 403 and (result.message or "").startswith(
             f"Permission check failed (/vms/{guest.vmid}, "
         )

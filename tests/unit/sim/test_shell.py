@@ -7,7 +7,9 @@ import json
 import time
 
 import pytest
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_argv, run_line
+from proxmox_mcp_pve_sim.guest_shell import guest_shell
+from proxmox_mcp_pve_sim.host_shell import host_shell
+from proxmox_mcp_pve_sim.shell import Streams, run_argv, run_line
 from proxmox_mcp_pve_sim.sim import Sim, SimOptions
 
 
@@ -19,7 +21,7 @@ def sim() -> Sim:
 async def sh(sim: Sim, line: str, node: str = "pve1") -> tuple[int, str, str]:
     out: list[str] = []
     err: list[str] = []
-    status = await run_line(line, ShellEnv(sim=sim, node=node), Streams(out.append, err.append))
+    status = await run_line(line, host_shell(sim, node), Streams(out.append, err.append))
     return status, "".join(out), "".join(err)
 
 
@@ -165,8 +167,12 @@ async def test_guest_shells_have_no_proxmox_tools(sim: Sim) -> None:
     guest = next(g for g in sim.cluster.guests.values() if g.kind == "qemu" and g.running)
     out: list[str] = []
     err: list[str] = []
-    env = ShellEnv(sim=sim, node=guest.node, guest=guest)
+    env = guest_shell(sim, guest)
     assert await run_argv(["qm", "list"], env, Streams(out.append, err.append)) == 127
+    assert await run_argv(["/usr/sbin/pct", "list"], env, Streams(out.append, err.append)) == 127
+    assert await run_argv(["sh", "-c", "which pvesh || command -v uname"], env, Streams(out.append, err.append)) == 0
+    assert out == ["/usr/bin/uname\n"]
+    out.clear()
     assert await run_argv(["uname", "-r"], env, Streams(out.append, err.append)) == 0
     assert out == ["6.1.0-26-amd64\n"]
     assert await run_argv([], env, Streams(out.append, err.append)) == 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from proxmox_mcp_pve_sim.errors import failed
+from proxmox_mcp_pve_sim.guest_shell import guest_shell
 from proxmox_mcp_pve_sim.model import Guest
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_argv
+from proxmox_mcp_pve_sim.shell import Streams, run_argv
 from proxmox_mcp_pve_sim.sim import AgentProcess, Sim
 
 _background: set[asyncio.Task[None]] = set()
@@ -26,7 +27,7 @@ def start_process(sim: Sim, guest: Guest, argv: list[str], stdin: str = "") -> A
     sim.next_agent_pid += 1
     process = AgentProcess(pid=sim.next_agent_pid)
     sim.agent_processes.setdefault(guest.vmid, {})[process.pid] = process
-    env = ShellEnv(sim=sim, node=guest.node, guest=guest)
+    env = guest_shell(sim, guest)
 
     async def run() -> None:
         try:

@@ -10,18 +10,14 @@ POST   /_sim/reset    back to the seeded state (tasks cleared; secrets and fault
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxmox_mcp_pve_sim.faults import FaultRule, FaultRuleError
-
-if TYPE_CHECKING:
-    from proxmox_mcp_pve_sim.http_face import Response
-    from proxmox_mcp_pve_sim.sim import Sim
+from proxmox_mcp_pve_sim.http_response import Response
+from proxmox_mcp_pve_sim.sim import Sim
 
 
 def _reply(status: int, payload: dict[str, Any], reason: str | None = None) -> Response:
-    from proxmox_mcp_pve_sim.http_face import Response
-
     return Response(status, json.dumps(payload).encode(), reason, content_type="application/json")
 
 

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import re
 
-from proxmox_mcp_pve_sim.shell import COMMANDS, HOST_ONLY, ShellEnv, Streams, command, run_argv, run_line
+from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_argv, run_line
 
 SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15, "CONT": 18, "STOP": 19}
 
@@ -18,7 +18,6 @@ def parse_duration(text: str) -> float | None:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-@command("sleep")
 async def sleep(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if len(argv) < 2:
         io.err("sleep: missing operand\nTry 'sleep --help' for more information.\n")
@@ -34,7 +33,6 @@ async def sleep(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("timeout")
 async def timeout(argv: list[str], env: ShellEnv, io: Streams) -> int:
     args = argv[1:]
     signal_name, preserve = "TERM", False
@@ -82,7 +80,6 @@ async def timeout(argv: list[str], env: ShellEnv, io: Streams) -> int:
         return 124
 
 
-@command("sh", "bash", "dash")
 async def sh(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if len(argv) >= 3 and argv[1] == "-c":
         return await run_line(argv[2], env, io)
@@ -95,7 +92,6 @@ async def sh(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 2
 
 
-@command("exec", "nice", "nohup")
 async def exec_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     """`exec CMD` (the SSH worker wraps commands in `exec timeout ...`) runs CMD in place."""
     args = argv[1:]
@@ -104,7 +100,6 @@ async def exec_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return await run_argv(args, env, io) if args else 0
 
 
-@command("env")
 async def env_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     args = argv[1:]
     scoped = dataclasses.replace(env, env=dict(env.env))
@@ -119,14 +114,13 @@ async def env_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("which", "command")
 async def which(argv: list[str], env: ShellEnv, io: Streams) -> int:
     names = [a for a in argv[1:] if not a.startswith("-")]
     if argv[0] == "command" and "-v" not in argv[1:]:
         return await run_argv(names, env, io) if names else 0
     status = 0
     for name in names:
-        if name in COMMANDS and (env.on_host or name not in HOST_ONLY):
+        if name in env.commands:
             io.out(f"/usr/bin/{name}\n" if name not in ("exec", "command") else f"{name}\n")
         else:
             status = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from proxmox_mcp_pve_sim.model import GIB, GUEST_KERNEL, KERNEL_RELEASE, KERNEL_VERSION, MIB
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, command
+from proxmox_mcp_pve_sim.shell import ShellEnv, Streams
 from proxmox_mcp_pve_sim.vfs import list_dir, read_file
 
 
@@ -13,7 +13,6 @@ def _kernel(env: ShellEnv) -> str:
     return GUEST_KERNEL if env.guest is not None and env.guest.kind == "qemu" else KERNEL_RELEASE
 
 
-@command("echo")
 async def echo(argv: list[str], env: ShellEnv, io: Streams) -> int:
     args = argv[1:]
     newline = True
@@ -24,17 +23,14 @@ async def echo(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("true", ":")
 async def true_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("false")
 async def false_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 1
 
 
-@command("hostname")
 async def hostname(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flag = argv[1] if len(argv) > 1 else ""
     ip = env.sim.cluster.nodes[env.node].ip
@@ -55,13 +51,11 @@ async def hostname(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("whoami")
 async def whoami(argv: list[str], env: ShellEnv, io: Streams) -> int:
     io.out(f"{env.user}\n")
     return 0
 
 
-@command("id")
 async def id_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags = "".join(a.lstrip("-") for a in argv[1:])
     if "u" in flags or "g" in flags:
@@ -71,7 +65,6 @@ async def id_(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("pwd")
 async def pwd(argv: list[str], env: ShellEnv, io: Streams) -> int:
     io.out(env.cwd + "\n")
     return 0
@@ -85,7 +78,6 @@ def _load(env: ShellEnv) -> float:
     return round(env.guest.cpu * env.guest.cpus, 2) if env.guest is not None else env.sim.cluster.nodes[env.node].load
 
 
-@command("uptime")
 async def uptime(argv: list[str], env: ShellEnv, io: Streams) -> int:
     seconds = _uptime_seconds(env)
     days, rest = divmod(seconds, 86400)
@@ -105,7 +97,6 @@ async def uptime(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("uname")
 async def uname(argv: list[str], env: ShellEnv, io: Streams) -> int:
     kernel = _kernel(env)
     version = KERNEL_VERSION if kernel == KERNEL_RELEASE else "#1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 (2024-09-30)"
@@ -163,7 +154,6 @@ def _filesystems(env: ShellEnv) -> list[tuple[str, int, int, str]]:
     ]
 
 
-@command("df")
 async def df(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags = "".join(a.lstrip("-") for a in argv[1:] if a.startswith("-"))
     bad = [f for f in flags if f not in "hHkmTaP"]
@@ -185,7 +175,6 @@ async def df(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("free")
 async def free(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if env.guest is not None:
         total, used = env.guest.maxmem, env.guest.mem
@@ -210,14 +199,12 @@ async def free(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("nproc")
 async def nproc(argv: list[str], env: ShellEnv, io: Streams) -> int:
     count = env.guest.cpus if env.guest is not None else env.sim.cluster.nodes[env.node].maxcpu
     io.out(f"{count}\n")
     return 0
 
 
-@command("date")
 async def date(argv: list[str], env: ShellEnv, io: Streams) -> int:
     now = time.gmtime()
     for arg in argv[1:]:
@@ -237,7 +224,6 @@ async def date(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("cat")
 async def cat(argv: list[str], env: ShellEnv, io: Streams) -> int:
     paths = [a for a in argv[1:] if not a.startswith("-") or a == "-"]
     if not paths:
@@ -260,7 +246,6 @@ async def cat(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return status
 
 
-@command("ls")
 async def ls(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags = "".join(a.lstrip("-") for a in argv[1:] if a.startswith("-"))
     paths = [a for a in argv[1:] if not a.startswith("-")] or [env.cwd]
@@ -312,7 +297,6 @@ UNIT_LINES = {
 UNIT_ALIASES = {"pveproxy.service": "pveproxy", "pvedaemon.service": "pvedaemon", "ssh.service": "ssh"}
 
 
-@command("journalctl")
 async def journalctl(argv: list[str], env: ShellEnv, io: Streams) -> int:
     unit, count = None, 10
     args = iter(argv[1:])
@@ -362,7 +346,6 @@ KNOWN_UNITS = (
 )
 
 
-@command("systemctl")
 async def systemctl(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if len(argv) < 2:
         io.out("  UNIT               LOAD   ACTIVE SUB     DESCRIPTION\n")
@@ -391,7 +374,6 @@ async def systemctl(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 1
 
 
-@command("ps")
 async def ps(argv: list[str], env: ShellEnv, io: Streams) -> int:
     io.out("    PID TTY          TIME CMD\n")
     processes = (
@@ -404,7 +386,6 @@ async def ps(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("ip")
 async def ip(argv: list[str], env: ShellEnv, io: Streams) -> int:
     addr = env.sim.cluster.nodes[env.node].ip
     if env.guest is not None:

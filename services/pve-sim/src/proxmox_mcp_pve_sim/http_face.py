@@ -20,7 +20,9 @@ from urllib.parse import parse_qsl, unquote
 
 from proxmox_mcp_pve_sim.access import Caller
 from proxmox_mcp_pve_sim.control import handle_control
+from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.errors import ApiError
+from proxmox_mcp_pve_sim.http_response import Response
 from proxmox_mcp_pve_sim.sim import Sim
 
 log = logging.getLogger("pve-sim.http")
@@ -31,35 +33,6 @@ IDLE_TIMEOUT = 30.0
 BASE = "/api2/"
 KNOWN_METHODS = ("GET", "POST", "PUT", "DELETE")
 ANONYMOUS = Caller("")
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    506: "Variant Also Negotiates",
-}
-
-
-class Response:
-    __slots__ = ("body", "close", "content_type", "reason", "status")
-
-    def __init__(
-        self,
-        status: int,
-        body: bytes,
-        reason: str | None = None,
-        *,
-        content_type: str = "application/json;charset=UTF-8",
-        close: bool = False,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.reason = reason or REASONS.get(status, "Unknown")
-        self.content_type = content_type
-        self.close = close or status >= 400
 
 
 def json_response(status: int, payload: Any, message: str | None = None) -> Response:
@@ -250,7 +223,7 @@ class HttpFace:
             params = _parameters(request)
         except ApiError as exc:
             return api_error_response(exc)
-        result = await self.sim.call(caller, request.method, rel, params)
+        result = await dispatch(self.sim, caller, request.method, rel, params)
         if result.status == 200:
             payload: dict[str, Any] = {"data": result.data}
             if result.total is not None:

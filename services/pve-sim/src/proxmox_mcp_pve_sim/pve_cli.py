@@ -17,9 +17,11 @@ from proxmox_mcp_contracts.pve_schema import match_path, method_schema
 from proxmox_mcp_pve_sim.access import ROOT
 from proxmox_mcp_pve_sim.agent import assert_agent_available, process_status, start_process
 from proxmox_mcp_pve_sim.api import Result
+from proxmox_mcp_pve_sim.dispatch import dispatch
 from proxmox_mcp_pve_sim.errors import ApiError
+from proxmox_mcp_pve_sim.guest_shell import guest_shell
 from proxmox_mcp_pve_sim.pve_output import render
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, command, run_argv
+from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_argv
 from proxmox_mcp_pve_sim.tasks import UPID_RE
 
 FAIL = 255
@@ -115,13 +117,12 @@ async def wait_for_task(env: ShellEnv, upid: str, io: Streams, *, echo_log: bool
 
 
 async def api(env: ShellEnv, method: str, path: str, params: dict[str, Any], usage: str = "") -> Any:
-    result = await env.sim.call(ROOT, method, path, params)
+    result = await dispatch(env.sim, ROOT, method, path, params)
     if result.status != 200:
         raise CliError(error_text(result, usage))
     return result.data
 
 
-@command("pvesh", host_only=True)
 async def pvesh(argv: list[str], env: ShellEnv, io: Streams) -> int:
     if len(argv) < 2 or argv[1] in ("help", "--help", "-h"):
         io.out(
@@ -159,7 +160,7 @@ async def pvesh(argv: list[str], env: ShellEnv, io: Streams) -> int:
             f"enumeration 'text, json, json-pretty, yaml'\n{usage}\n"
         )
         return FAIL
-    result = await env.sim.call(ROOT, method, path, options)
+    result = await dispatch(env.sim, ROOT, method, path, options)
     if result.status == 501:
         io.err(f"No '{verb if verb != 'ls' else 'get'}' handler defined for '{path}'\n")
         return FAIL
@@ -315,7 +316,7 @@ async def _pct_exec(argv: list[str], env: ShellEnv, io: Streams) -> int:
         raise CliError(f"CT {vmid} not running\n")
     if not command_args:
         raise CliError("missing command\n")
-    return await run_argv(command_args, ShellEnv(sim=env.sim, node=env.node, guest=guest), io)
+    return await run_argv(command_args, guest_shell(env.sim, guest), io)
 
 
 async def _qm_guest(argv: list[str], env: ShellEnv, io: Streams) -> int:
@@ -342,17 +343,14 @@ async def _qm_guest(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return 0
 
 
-@command("qm", host_only=True)
 async def qm(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return await _guest_cli(argv, env, io, "qemu")
 
 
-@command("pct", host_only=True)
 async def pct(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return await _guest_cli(argv, env, io, "lxc")
 
 
-@command("pveversion", host_only=True)
 async def pveversion(argv: list[str], env: ShellEnv, io: Streams) -> int:
     from proxmox_mcp_pve_sim.pve_output import pveversion_text
 

@@ -1,21 +1,19 @@
 """An emulated shell: parses a command line with shlex and runs emulated commands. Never executes anything.
 
 Supports `;`, `&&`, `||` and `|` between commands; redirections and background jobs are refused.
-The same shell serves the SSH face (the host), `pct exec` and the guest agent (inside a guest).
+The same shell serves the SSH face (the host), `pct exec` and the guest agent (inside a guest); what it
+can run is the command table its environment carries (`host_shell.py`, `guest_shell.py`).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from proxmox_mcp_pve_sim.model import Guest
-
-if TYPE_CHECKING:
-    from proxmox_mcp_pve_sim.sim import Sim
+from proxmox_mcp_pve_sim.sim import Sim
 
 OPERATORS = {";", "&&", "||", "|"}
 REFUSED = {">", ">>", "<", "<<", "&", ">&", "<&", "|&", "&>", ";;", "<<<", ">|"}
@@ -39,16 +37,21 @@ class Streams:
             self.write_err(text)
 
 
+Command = Callable[[list[str], "ShellEnv", Streams], Awaitable[int]]
+
+
 @dataclass
 class ShellEnv:
     """Where the shell runs: a node (`guest` None) or inside a guest on that node."""
 
     sim: Sim
     node: str
+    commands: Mapping[str, Command]
+    """What this shell can run, by name (a guest has no Proxmox CLI)."""
     guest: Guest | None = None
     user: str = "root"
     cwd: str = "/root"
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict[str, str])
 
     @property
     def hostname(self) -> str:
@@ -57,22 +60,6 @@ class ShellEnv:
     @property
     def on_host(self) -> bool:
         return self.guest is None
-
-
-Command = Callable[[list[str], ShellEnv, Streams], Awaitable[int]]
-COMMANDS: dict[str, Command] = {}
-HOST_ONLY: set[str] = set()
-
-
-def command(*names: str, host_only: bool = False) -> Callable[[Command], Command]:
-    def register(func: Command) -> Command:
-        for name in names:
-            COMMANDS[name] = func
-            if host_only:
-                HOST_ONLY.add(name)
-        return func
-
-    return register
 
 
 class ShellSyntaxError(ValueError):
@@ -176,14 +163,13 @@ async def run_argv(argv: list[str], env: ShellEnv, streams: Streams) -> int:
     """Run one command given as argv (no shell parsing), as the guest agent does."""
     if not argv:
         return 0
-    ensure_commands()
     name = argv[0]
     for prefix in BIN_DIRS:
-        if name.startswith(prefix) and name[len(prefix) :] in COMMANDS:
+        if name.startswith(prefix) and name[len(prefix) :] in env.commands:
             name = name[len(prefix) :]
             break
-    func = COMMANDS.get(name)
-    if func is None or (name in HOST_ONLY and not env.on_host):
+    func = env.commands.get(name)
+    if func is None:
         if "/" in argv[0]:
             streams.err(f"bash: {argv[0]}: No such file or directory\n")
         else:
@@ -191,7 +177,3 @@ async def run_argv(argv: list[str], env: ShellEnv, streams: Streams) -> int:
         return 127
     return await func(argv, env, streams)
 
-
-def ensure_commands() -> None:
-    if not COMMANDS:
-        from proxmox_mcp_pve_sim import flow_commands, host_commands, pve_cli, text_commands  # noqa: F401 - registers

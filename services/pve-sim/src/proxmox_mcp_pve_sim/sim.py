@@ -1,12 +1,10 @@
-"""One simulated cluster: state, access control, tasks, faults, and the call entry point."""
+"""One simulated cluster: state, access control, tasks and faults (`dispatch.py` answers API calls on it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from proxmox_mcp_pve_sim.access import AccessControl, Caller
-from proxmox_mcp_pve_sim.api import Result, dispatch
+from proxmox_mcp_pve_sim.access import AccessControl
 from proxmox_mcp_pve_sim.faults import Faults
 from proxmox_mcp_pve_sim.model import Cluster, build_cluster
 from proxmox_mcp_pve_sim.tasks import TaskManager
@@ -53,6 +51,3 @@ class Sim:
         self.tasks.clear()
         self.cluster = build_cluster(self.options.seed, self.options.nodes, self.options.guests)
         self.agent_processes.clear()
-
-    async def call(self, caller: Caller, method: str, path: str, params: dict[str, Any] | None = None) -> Result:
-        return await dispatch(self, caller, method, path, dict(params or {}))

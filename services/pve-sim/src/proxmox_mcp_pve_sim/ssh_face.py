@@ -16,6 +16,7 @@ from typing import Any
 import asyncssh
 from asyncssh.constants import OPEN_ADMINISTRATIVELY_PROHIBITED
 
+from proxmox_mcp_pve_sim.host_shell import host_shell
 from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, run_line
 from proxmox_mcp_pve_sim.sim import Sim
 
@@ -100,7 +101,7 @@ class _Server(asyncssh.SSHServer):
         return self.face.key_ok(username, key)
 
     def session_requested(self) -> asyncssh.SSHServerSession[str]:
-        return _Session(ShellEnv(sim=self.face.sim, node=self.node))
+        return _Session(host_shell(self.face.sim, self.node))
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
         if dest_host.lower() in LOOPBACK and dest_port in (self.face.api_port, PVE_API_PORT):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from proxmox_mcp_pve_sim.shell import ShellEnv, Streams, command
+from proxmox_mcp_pve_sim.shell import ShellEnv, Streams
 from proxmox_mcp_pve_sim.vfs import read_file
 
 
@@ -41,7 +41,6 @@ def _count_option(args: list[str], default: int) -> tuple[int | None, list[str]]
     return count, rest
 
 
-@command("head", "tail")
 async def head_tail(argv: list[str], env: ShellEnv, io: Streams) -> int:
     name = argv[0].rsplit("/", 1)[-1]
     count, paths = _count_option(argv[1:], 10)
@@ -55,7 +54,6 @@ async def head_tail(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return status
 
 
-@command("grep", "egrep")
 async def grep(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags: set[str] = set()
     args = argv[1:]
@@ -89,7 +87,6 @@ async def grep(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return status or (0 if matched else 1)
 
 
-@command("wc")
 async def wc(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags = "".join(a.lstrip("-") for a in argv[1:] if a.startswith("-")) or "lwc"
     texts, status = _inputs("wc", [a for a in argv[1:] if not a.startswith("-")], env, io)
@@ -99,7 +96,6 @@ async def wc(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return status
 
 
-@command("sort")
 async def sort(argv: list[str], env: ShellEnv, io: Streams) -> int:
     flags = "".join(a.lstrip("-") for a in argv[1:] if a.startswith("-"))
     texts, status = _inputs("sort", [a for a in argv[1:] if not a.startswith("-")], env, io)
@@ -118,7 +114,6 @@ async def sort(argv: list[str], env: ShellEnv, io: Streams) -> int:
     return status
 
 
-@command("uniq")
 async def uniq(argv: list[str], env: ShellEnv, io: Streams) -> int:
     texts, status = _inputs("uniq", [a for a in argv[1:] if not a.startswith("-")], env, io)
     previous = None

@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from proxmox_mcp_pve_sim.access import ALL_PRIVS, ROLES
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import subdirs
 from proxmox_mcp_pve_sim.errors import failed, forbidden
 
 
-@route("GET", "/access")
 def access_index(call: Call) -> list[dict[str, str]]:
     return subdirs("users", "groups", "roles", "acl", "domains", "ticket", "password", "openid", "tfa", "permissions")
 
 
-@route("GET", "/access/ticket")
 def ticket_form(call: Call) -> None:
     return None
 
 
-@route("POST", "/access/ticket")
 def create_ticket(call: Call) -> dict[str, Any]:
     access = call.sim.access
     userid = access.login(call["username"], call["password"], call.get("realm"))
@@ -35,7 +32,6 @@ def _token_list(call: Call, userid: str) -> list[dict[str, Any]]:
     ]
 
 
-@route("GET", "/access/users")
 def users(call: Call) -> list[dict[str, Any]]:
     access = call.sim.access
     entries = []
@@ -74,7 +70,6 @@ def _user(call: Call) -> str:
     return userid
 
 
-@route("GET", "/access/users/{userid}")
 def user(call: Call) -> dict[str, Any]:
     userid = _user(call)
     info = call.sim.access.users[userid]
@@ -82,12 +77,10 @@ def user(call: Call) -> dict[str, Any]:
     return {"enable": info.enable, "expire": 0, "comment": info.comment, "groups": [], "tokens": tokens}
 
 
-@route("GET", "/access/users/{userid}/token")
 def user_tokens(call: Call) -> list[dict[str, Any]]:
     return _token_list(call, _user(call))
 
 
-@route("GET", "/access/acl")
 def acl(call: Call) -> list[dict[str, Any]]:
     access = call.sim.access
     visible = access.privileges(call.caller, "/access") & {"Sys.Audit", "Permissions.Modify"}
@@ -98,12 +91,10 @@ def acl(call: Call) -> list[dict[str, Any]]:
     ]
 
 
-@route("GET", "/access/roles")
 def roles(call: Call) -> list[dict[str, Any]]:
     return [{"roleid": role, "privs": ",".join(sorted(privs)), "special": 1} for role, privs in ROLES.items()]
 
 
-@route("GET", "/access/domains")
 def domains(call: Call) -> list[dict[str, Any]]:
     return [
         {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
@@ -111,7 +102,6 @@ def domains(call: Call) -> list[dict[str, Any]]:
     ]
 
 
-@route("GET", "/access/permissions")
 def permissions(call: Call) -> dict[str, dict[str, int]]:
     access = call.sim.access
     paths = (

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from proxmox_mcp_pve_sim.agent import assert_agent_available, process_status, start_process
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import find_guest
 from proxmox_mcp_pve_sim.errors import failed, param_error
 from proxmox_mcp_pve_sim.model import Guest
@@ -18,7 +18,6 @@ def _available(call: Call) -> Guest:
     return guest
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent")
 def agent_index(call: Call) -> list[dict[str, str]]:
     find_guest(call, "qemu")
     return [
@@ -27,7 +26,6 @@ def agent_index(call: Call) -> list[dict[str, str]]:
     ]
 
 
-@route("POST", "/nodes/{node}/qemu/{vmid}/agent/exec")
 def agent_exec(call: Call) -> dict[str, int]:
     guest = _available(call)
     command = call["command"]
@@ -38,7 +36,6 @@ def agent_exec(call: Call) -> dict[str, int]:
     return {"pid": process.pid}
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/exec-status")
 def agent_exec_status(call: Call) -> dict[str, Any]:
     guest = _available(call)
     process = call.sim.agent_processes.get(guest.vmid, {}).get(call["pid"])
@@ -47,18 +44,15 @@ def agent_exec_status(call: Call) -> dict[str, Any]:
     return process_status(process)
 
 
-@route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
 def agent_ping(call: Call) -> dict[str, Any]:
     _available(call)
     return {"result": {}}
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
 def agent_host_name(call: Call) -> dict[str, Any]:
     return {"result": {"host-name": _available(call).name}}
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo")
 def agent_osinfo(call: Call) -> dict[str, Any]:
     _available(call)
     return {
@@ -75,7 +69,6 @@ def agent_osinfo(call: Call) -> dict[str, Any]:
     }
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/info")
 def agent_info(call: Call) -> dict[str, Any]:
     _available(call)
     commands = [
@@ -95,7 +88,6 @@ def agent_info(call: Call) -> dict[str, Any]:
     }
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
 def agent_interfaces(call: Call) -> dict[str, Any]:
     guest = _available(call)
     mac = next(

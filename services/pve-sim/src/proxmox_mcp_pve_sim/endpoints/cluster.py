@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import subdirs
 from proxmox_mcp_pve_sim.endpoints.guests import guest_summary
 from proxmox_mcp_pve_sim.errors import failed
@@ -12,12 +12,10 @@ from proxmox_mcp_pve_sim.model import PVE_RELEASE, PVE_REPOID, PVE_VERSION, Node
 from proxmox_mcp_pve_sim.sim import Sim
 
 
-@route("GET", "/version")
 def version(call: Call) -> dict[str, Any]:
     return {"version": PVE_VERSION, "release": PVE_RELEASE, "repoid": PVE_REPOID, "console": "xtermjs"}
 
 
-@route("GET", "/cluster")
 def cluster_index(call: Call) -> list[dict[str, str]]:
     return [
         {"name": name}
@@ -58,7 +56,6 @@ def node_usage(sim: Sim, node: Node) -> dict[str, Any]:
     }
 
 
-@route("GET", "/nodes")
 def nodes(call: Call) -> list[dict[str, Any]]:
     sim = call.sim
     return [
@@ -75,7 +72,6 @@ def nodes(call: Call) -> list[dict[str, Any]]:
     ]
 
 
-@route("GET", "/cluster/status")
 def cluster_status(call: Call) -> list[dict[str, Any]]:
     sim = call.sim
     entries: list[dict[str, Any]] = [
@@ -119,7 +115,6 @@ def storage_resource(node: Node, storage: Storage) -> dict[str, Any]:
     }
 
 
-@route("GET", "/cluster/resources")
 def cluster_resources(call: Call) -> list[dict[str, Any]]:
     sim, wanted = call.sim, call.get("type")
     access = sim.access
@@ -195,13 +190,11 @@ def cluster_resources(call: Call) -> list[dict[str, Any]]:
     return entries
 
 
-@route("GET", "/cluster/tasks")
 def cluster_tasks(call: Call) -> list[dict[str, Any]]:
     tasks = sorted(call.sim.tasks.tasks.values(), key=lambda t: (t.status != "running", -t.starttime))
     return [task.list_entry() for task in tasks[:1000]]
 
 
-@route("GET", "/cluster/nextid")
 def cluster_nextid(call: Call) -> int:
     guests = call.sim.cluster.guests
     wanted = call.get("vmid")
@@ -215,7 +208,6 @@ def cluster_nextid(call: Call) -> int:
     return vmid
 
 
-@route("GET", "/storage")
 def storage_config(call: Call) -> list[dict[str, Any]]:
     wanted = call.get("type")
     first = next(iter(call.sim.cluster.nodes.values()))
@@ -238,7 +230,6 @@ def storage_config(call: Call) -> list[dict[str, Any]]:
     return entries
 
 
-@route("GET", "/nodes/{node}")
 def node_index(call: Call) -> list[dict[str, str]]:
     return subdirs(
         "aplinfo",

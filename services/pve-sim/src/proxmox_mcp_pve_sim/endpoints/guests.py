@@ -6,9 +6,8 @@ import random
 import time
 from typing import Any
 
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import find_guest, kind_label, subdirs, typed_config
-from proxmox_mcp_pve_sim.endpoints.power import ACTIONS, run_action
 from proxmox_mcp_pve_sim.errors import TaskFailed, failed
 from proxmox_mcp_pve_sim.model import Guest, GuestKind, Volume, mac_address
 from proxmox_mcp_pve_sim.tasks import Task
@@ -67,17 +66,14 @@ def _status_current(call: Call, kind: GuestKind) -> dict[str, Any]:
     return entry
 
 
-@route("GET", "/nodes/{node}/qemu")
 def qemu_list(call: Call) -> list[dict[str, Any]]:
     return _list(call, "qemu")
 
 
-@route("GET", "/nodes/{node}/lxc")
 def lxc_list(call: Call) -> list[dict[str, Any]]:
     return _list(call, "lxc")
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}")
 def qemu_index(call: Call) -> list[dict[str, str]]:
     find_guest(call, "qemu")
     return subdirs(
@@ -103,7 +99,6 @@ def qemu_index(call: Call) -> list[dict[str, str]]:
     )
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}")
 def lxc_index(call: Call) -> list[dict[str, str]]:
     find_guest(call, "lxc")
     return subdirs(
@@ -125,39 +120,22 @@ def lxc_index(call: Call) -> list[dict[str, str]]:
     )
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/status")
 def qemu_status_index(call: Call) -> list[dict[str, str]]:
     find_guest(call, "qemu")
     return subdirs("current", "start", "stop", "reset", "shutdown", "suspend", "reboot")
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/status")
 def lxc_status_index(call: Call) -> list[dict[str, str]]:
     find_guest(call, "lxc")
     return subdirs("current", "start", "stop", "shutdown", "suspend", "resume", "reboot")
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/status/current")
 def qemu_status(call: Call) -> dict[str, Any]:
     return _status_current(call, "qemu")
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/status/current")
 def lxc_status(call: Call) -> dict[str, Any]:
     return _status_current(call, "lxc")
-
-
-def _register_actions() -> None:
-    for kind, action in ACTIONS:
-
-        def handler(call: Call, kind: GuestKind = kind, action: str = action) -> str:
-            return run_action(call, kind, action)
-
-        handler.__name__ = f"{kind}_{action}"
-        route("POST", f"/nodes/{{node}}/{kind}/{{vmid}}/status/{action}")(handler)
-
-
-_register_actions()
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -179,23 +157,19 @@ def _read_config(call: Call, kind: GuestKind) -> dict[str, Any]:
     return result
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/config")
 def qemu_config(call: Call) -> dict[str, Any]:
     return _read_config(call, "qemu")
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/config")
 def lxc_config(call: Call) -> dict[str, Any]:
     return _read_config(call, "lxc")
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/pending")
 def qemu_pending(call: Call) -> list[dict[str, Any]]:
     guest = find_guest(call, "qemu")
     return [{"key": key, "value": value} for key, value in sorted(guest.config.items())]
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/pending")
 def lxc_pending(call: Call) -> list[dict[str, Any]]:
     guest = find_guest(call, "lxc")
     return [{"key": key, "value": value} for key, value in sorted(guest.config.items())]
@@ -223,7 +197,6 @@ def _split(text: str) -> list[str]:
     return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
 
 
-@route("POST", "/nodes/{node}/qemu/{vmid}/config")
 def qemu_config_async(call: Call) -> str:
     guest = find_guest(call, "qemu")
     apply_config(call, guest)
@@ -244,12 +217,10 @@ def qemu_config_async(call: Call) -> str:
     ).upid
 
 
-@route("PUT", "/nodes/{node}/qemu/{vmid}/config")
 def qemu_config_sync(call: Call) -> None:
     apply_config(call, find_guest(call, "qemu"))
 
 
-@route("PUT", "/nodes/{node}/lxc/{vmid}/config")
 def lxc_config_set(call: Call) -> None:
     apply_config(call, find_guest(call, "lxc"))
 
@@ -278,7 +249,6 @@ def _check_new_vmid(call: Call, vmid: int) -> None:
         raise failed(f"unable to create {kind} {vmid} - {kind} {vmid} already exists on node '{existing.node}'")
 
 
-@route("POST", "/nodes/{node}/qemu")
 def qemu_create(call: Call) -> str:
     vmid = call["vmid"]
     _check_new_vmid(call, vmid)
@@ -296,7 +266,6 @@ def qemu_create(call: Call) -> str:
     return _create(call, "qemu", vmid, config)
 
 
-@route("POST", "/nodes/{node}/lxc")
 def lxc_create(call: Call) -> str:
     vmid = call["vmid"]
     _check_new_vmid(call, vmid)
@@ -420,17 +389,14 @@ def _destroy(call: Call, kind: GuestKind) -> str:
     ).upid
 
 
-@route("DELETE", "/nodes/{node}/qemu/{vmid}")
 def qemu_destroy(call: Call) -> str:
     return _destroy(call, "qemu")
 
 
-@route("DELETE", "/nodes/{node}/lxc/{vmid}")
 def lxc_destroy(call: Call) -> str:
     return _destroy(call, "lxc")
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/interfaces")
 def lxc_interfaces(call: Call) -> list[dict[str, Any]]:
     guest = find_guest(call, "lxc")
     if not guest.running:

@@ -7,7 +7,7 @@ from typing import Any
 
 from proxmox_mcp_contracts.pve_schema import split_list
 
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import subdirs
 from proxmox_mcp_pve_sim.errors import failed
 from proxmox_mcp_pve_sim.model import (
@@ -30,7 +30,6 @@ def load_averages(node: Node) -> list[str]:
     return [f"{node.load:.2f}", f"{node.load * 0.9:.2f}", f"{node.load * 0.8:.2f}"]
 
 
-@route("GET", "/nodes/{node}/status")
 def node_status(call: Call) -> dict[str, Any]:
     sim = call.sim
     node = sim.cluster.nodes[call["node"]]
@@ -79,18 +78,15 @@ def node_status(call: Call) -> dict[str, Any]:
     }
 
 
-@route("GET", "/nodes/{node}/version")
 def node_version(call: Call) -> dict[str, Any]:
     return {"version": PVE_VERSION, "release": PVE_RELEASE, "repoid": PVE_REPOID}
 
 
-@route("GET", "/nodes/{node}/time")
 def node_time(call: Call) -> dict[str, Any]:
     now = int(time.time())
     return {"time": now, "localtime": now, "timezone": "UTC"}
 
 
-@route("GET", "/nodes/{node}/dns")
 def node_dns(call: Call) -> dict[str, Any]:
     return {"search": "sim.local", "dns1": "192.168.100.1", "dns2": "1.1.1.1"}
 
@@ -121,7 +117,6 @@ def iface_entry(iface: NetIface) -> dict[str, Any]:
 _TYPE_FILTERS = {"any_bridge": {"bridge", "OVSBridge"}, "any_local_bridge": {"bridge", "OVSBridge"}}
 
 
-@route("GET", "/nodes/{node}/network")
 def node_network(call: Call) -> list[dict[str, Any]]:
     node = call.sim.cluster.nodes[call["node"]]
     wanted = call.get("type")
@@ -129,7 +124,6 @@ def node_network(call: Call) -> list[dict[str, Any]]:
     return [iface_entry(i) for i in node.network if allowed is None or i.type in allowed]
 
 
-@route("GET", "/nodes/{node}/network/{iface}")
 def node_network_iface(call: Call) -> dict[str, Any]:
     node = call.sim.cluster.nodes[call["node"]]
     for iface in node.network:
@@ -167,7 +161,6 @@ def _storage_visible(call: Call, storage: Storage) -> bool:
     return bool(privs & {"Datastore.Audit", "Datastore.AllocateSpace"})
 
 
-@route("GET", "/nodes/{node}/storage")
 def node_storage(call: Call) -> list[dict[str, Any]]:
     node = call.sim.cluster.nodes[call["node"]]
     content = set(split_list(call.get("content", "")))
@@ -187,7 +180,6 @@ def node_storage(call: Call) -> list[dict[str, Any]]:
     return entries
 
 
-@route("GET", "/nodes/{node}/storage/{storage}")
 def node_storage_index(call: Call) -> list[dict[str, str]]:
     _storage(call)
     return subdirs(
@@ -203,7 +195,6 @@ def node_storage_index(call: Call) -> list[dict[str, str]]:
     )
 
 
-@route("GET", "/nodes/{node}/storage/{storage}/status")
 def node_storage_status(call: Call) -> dict[str, Any]:
     _, storage = _storage(call)
     status = storage_status(storage)
@@ -211,7 +202,6 @@ def node_storage_status(call: Call) -> dict[str, Any]:
     return status
 
 
-@route("GET", "/nodes/{node}/storage/{storage}/content")
 def node_storage_content(call: Call) -> list[dict[str, Any]]:
     _, storage = _storage(call)
     content, vmid = call.get("content"), call.get("vmid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from proxmox_mcp_pve_sim.api import Call, route
+from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import find_guest, subdirs, typed_config
 from proxmox_mcp_pve_sim.errors import TaskFailed, failed
 from proxmox_mcp_pve_sim.model import Guest, GuestKind, Snapshot
@@ -39,11 +39,11 @@ def _task_type(kind: GuestKind, verb: str) -> str:
     return ("qm" if kind == "qemu" else "vz") + verb
 
 
-def _list(call: Call, kind: GuestKind) -> list[dict[str, Any]]:
+def list_snapshots(call: Call, kind: GuestKind) -> list[dict[str, Any]]:
     return snapshot_list(find_guest(call, kind))
 
 
-def _create(call: Call, kind: GuestKind) -> str:
+def create_snapshot(call: Call, kind: GuestKind) -> str:
     sim = call.sim
     guest = find_guest(call, kind)
     name = call["snapname"]
@@ -82,7 +82,7 @@ def _find_snapshot(guest: Guest, name: str) -> Snapshot:
     return snap
 
 
-def _delete(call: Call, kind: GuestKind) -> str:
+def delete_snapshot(call: Call, kind: GuestKind) -> str:
     sim = call.sim
     guest = find_guest(call, kind)
     name = call["snapname"]
@@ -104,7 +104,7 @@ def _delete(call: Call, kind: GuestKind) -> str:
     ).upid
 
 
-def _rollback(call: Call, kind: GuestKind) -> str:
+def rollback_snapshot(call: Call, kind: GuestKind) -> str:
     sim = call.sim
     guest = find_guest(call, kind)
     name = call["snapname"]
@@ -130,12 +130,12 @@ def _rollback(call: Call, kind: GuestKind) -> str:
     ).upid
 
 
-def _snapshot_index(call: Call, kind: GuestKind) -> list[dict[str, str]]:
+def snapshot_index(call: Call, kind: GuestKind) -> list[dict[str, str]]:
     _find_snapshot(find_guest(call, kind), call["snapname"])
     return subdirs("config", "rollback")
 
 
-def _snapshot_config(call: Call, kind: GuestKind) -> dict[str, Any]:
+def snapshot_config(call: Call, kind: GuestKind) -> dict[str, Any]:
     guest = find_guest(call, kind)
     snap = _find_snapshot(guest, call["snapname"])
     config = typed_config(kind, snap.config)
@@ -143,17 +143,3 @@ def _snapshot_config(call: Call, kind: GuestKind) -> dict[str, Any]:
     if snap.parent:
         config["parent"] = snap.parent
     return config
-
-
-def _register() -> None:
-    for kind in ("qemu", "lxc"):
-        base = f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot"
-        route("GET", base)(lambda call, k=kind: _list(call, k))
-        route("POST", base)(lambda call, k=kind: _create(call, k))
-        route("GET", base + "/{snapname}")(lambda call, k=kind: _snapshot_index(call, k))
-        route("DELETE", base + "/{snapname}")(lambda call, k=kind: _delete(call, k))
-        route("POST", base + "/{snapname}/rollback")(lambda call, k=kind: _rollback(call, k))
-        route("GET", base + "/{snapname}/config")(lambda call, k=kind: _snapshot_config(call, k))
-
-
-_register()

@@ -7,7 +7,7 @@ from typing import Any
 
 from proxmox_mcp_contracts.pve_schema import split_list
 
-from proxmox_mcp_pve_sim.api import Call, Result, dispatch, route
+from proxmox_mcp_pve_sim.api import Call, Result
 from proxmox_mcp_pve_sim.endpoints.common import subdirs
 from proxmox_mcp_pve_sim.errors import ApiError, param_error
 from proxmox_mcp_pve_sim.tasks import UPID_RE, Task
@@ -31,7 +31,6 @@ def _status_word(task: Task) -> str:
     return "warning" if task.exitstatus.startswith("WARNINGS") else "error"
 
 
-@route("GET", "/nodes/{node}/tasks")
 def node_tasks(call: Call) -> Result:
     node = call["node"]
     source = call.get("source", "archive")
@@ -71,18 +70,15 @@ def node_tasks(call: Call) -> Result:
     return Result(data=[task.list_entry() for task in page], total=len(selected))
 
 
-@route("GET", "/nodes/{node}/tasks/{upid}")
 def task_index(call: Call) -> list[dict[str, str]]:
     _task(call)
     return subdirs("log", "status")
 
 
-@route("GET", "/nodes/{node}/tasks/{upid}/status")
 def task_status(call: Call) -> dict[str, Any]:
     return _task(call).status_entry()
 
 
-@route("GET", "/nodes/{node}/tasks/{upid}/log")
 def task_log(call: Call) -> Result:
     task = _task(call)
     start, limit = call.get("start", 0), call.get("limit", 50)
@@ -90,14 +86,12 @@ def task_log(call: Call) -> Result:
     return Result(data=[{"n": start + index + 1, "t": text} for index, text in enumerate(lines)], total=len(task.log))
 
 
-@route("DELETE", "/nodes/{node}/tasks/{upid}")
 def task_stop(call: Call) -> None:
     task = _task(call)
     if task.status == "running":
         task.write("received interrupt")
 
 
-@route("POST", "/nodes/{node}/execute")
 async def execute(call: Call) -> list[dict[str, Any]]:
     try:
         commands = json.loads(call["commands"])
@@ -120,7 +114,7 @@ async def execute(call: Call) -> list[dict[str, Any]]:
         args = command.get("args") or {}
         if not isinstance(args, dict):
             args = {}
-        answer = await dispatch(call.sim, call.caller, method, command["path"], dict(args))
+        answer = await call.dispatch(call.sim, call.caller, method, command["path"], dict(args))
         entry: dict[str, Any] = {"status": answer.status}
         if answer.status == 200:
             entry["data"] = answer.data

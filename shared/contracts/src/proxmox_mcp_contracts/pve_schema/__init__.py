@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from proxmox_mcp_contracts.pve_schema.formats import FormatError, parse_property_string, split_list
+from proxmox_mcp_contracts.pve_schema.formats import FormatError, split_list
 from proxmox_mcp_contracts.pve_schema.returns import return_errors
-from proxmox_mcp_contracts.pve_schema.validate import check_parameters, coerce_parameters
+from proxmox_mcp_contracts.pve_schema.validate import check_parameters, coerce_parameters, parse_property_string
 
 __all__ = [
     "METHODS",

@@ -1,7 +1,8 @@
-"""Proxmox schema `format` checks, with the messages pve-common's JSONSchema.pm dies with.
+"""Proxmox schema named `format` checks, with the messages pve-common's JSONSchema.pm dies with.
 
-Named formats the module does not know are accepted: the subset has no definition for them and
-a false 400 would be worse than a missed one.
+Property-string formats (a `format` that is itself an object schema) are parsed in validate.py, since
+their keys are checked like an object's. Named formats the module does not know are accepted: the
+subset has no definition for them and a false 400 would be worse than a missed one.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any
 
 
 class FormatError(ValueError):
@@ -186,12 +186,9 @@ def split_list(value: str) -> list[str]:
     return [item for item in _LIST_SPLIT.split(value.strip()) if item]
 
 
-def check_format(fmt: Any, value: str, path: str) -> None:
-    """Raise FormatError when `value` does not satisfy `fmt` (a name or a property-string definition)."""
-    if isinstance(fmt, dict):
-        parse_property_string(fmt, value, path)
-        return
-    if not isinstance(fmt, str) or fmt == "regex":
+def check_named_format(fmt: str, value: str) -> None:
+    """Raise FormatError when `value` does not satisfy the named format `fmt` (`pve-vmid`, `ip-list`, ...)."""
+    if fmt == "regex":
         return
     match = re.fullmatch(r"(.*?)(?:-(list|opt))?", fmt)
     name, kind = (match.group(1), match.group(2)) if match else (fmt, None)
@@ -209,59 +206,3 @@ def check_format(fmt: Any, value: str, path: str) -> None:
             validator(value)
     else:
         validator(value)
-
-
-def parse_property_string(fmt: dict[str, Any], data: str, path: str = "") -> dict[str, Any]:
-    """Parse `key=value,...` against a property-string format, as PVE::JSONSchema::parse_property_string."""
-    from proxmox_mcp_contracts.pve_schema.validate import check_object
-
-    result: dict[str, Any] = {}
-    default_key: str | None = None
-    for part in data.split(","):
-        if not part.strip():
-            continue
-        if "=" in part and not part.startswith("="):
-            key, value = part.split("=", 1)
-            if value == "":
-                raise FormatError("missing key in comma-separated list property")
-            if key in result:
-                raise FormatError(f"duplicate key in comma-separated list property: {key}")
-            schema = fmt.get(key)
-            if isinstance(schema, dict) and "alias" in schema:
-                key_alias = schema.get("keyAlias")
-                if key_alias:
-                    if key_alias in result:
-                        raise FormatError(f"key alias '{key_alias}' is already defined")
-                    result[key_alias] = key
-                key = schema["alias"]
-                schema = fmt.get(key)
-            if not isinstance(schema, dict):
-                raise FormatError(f"invalid key in comma-separated list property: {key}")
-            if schema.get("type") == "boolean":
-                value = _parse_boolean(value)
-            result[key] = value
-        elif "=" not in part:
-            if default_key is not None:
-                raise FormatError(f"duplicate key in comma-separated list property: {default_key}")
-            default_key = next((k for k, s in fmt.items() if isinstance(s, dict) and s.get("default_key")), None)
-            if default_key is None:
-                raise FormatError("value without key, but schema does not define a default key")
-            if default_key in result:
-                raise FormatError(f"duplicate key in comma-separated list property: {default_key}")
-            result[default_key] = part
-        else:
-            raise FormatError("missing key in comma-separated list property")
-    errors: dict[str, str] = {}
-    check_object(path, fmt, result, 0, errors)
-    if errors:
-        raise FormatError("format error", errors)
-    return result
-
-
-def _parse_boolean(value: str) -> str:
-    lowered = value.lower()
-    if lowered in ("1", "on", "yes", "true"):
-        return "1"
-    if lowered in ("0", "off", "no", "false"):
-        return "0"
-    return value

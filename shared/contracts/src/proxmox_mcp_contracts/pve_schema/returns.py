@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from proxmox_mcp_contracts.pve_schema.formats import FormatError, check_format
-from proxmox_mcp_contracts.pve_schema.validate import compile_perl_pattern, perl_str, schema_for_key
+from proxmox_mcp_contracts.pve_schema.formats import FormatError
+from proxmox_mcp_contracts.pve_schema.validate import check_format, compile_perl_pattern, perl_str, schema_for_key
 
 
 def return_errors(schema: Any, data: Any, *, strict: bool = False, path: str = "data") -> list[str]:

@@ -10,9 +10,9 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from proxmox_mcp_contracts.pve_schema.formats import FormatError, check_format
+from proxmox_mcp_contracts.pve_schema.formats import FormatError, check_named_format
 
 MISSING = "property is missing and it is not optional"
 NOT_DEFINED = "property is not defined in schema and the schema does not allow additional properties"
@@ -289,3 +289,65 @@ def _coerce(type_: Any, value: Any) -> Any:
     if isinstance(value, bool):
         return "1" if value else "0"
     return perl_str(value)
+
+
+def check_format(fmt: Any, value: str, path: str) -> None:
+    """Raise FormatError when `value` does not satisfy `fmt` (a name or a property-string definition)."""
+    if isinstance(fmt, dict):
+        parse_property_string(cast("dict[str, Any]", fmt), value, path)
+    elif isinstance(fmt, str):
+        check_named_format(fmt, value)
+
+
+def parse_property_string(fmt: dict[str, Any], data: str, path: str = "") -> dict[str, Any]:
+    """Parse `key=value,...` against a property-string format, as PVE::JSONSchema::parse_property_string."""
+    result: dict[str, Any] = {}
+    default_key: str | None = None
+    for part in data.split(","):
+        if not part.strip():
+            continue
+        if "=" in part and not part.startswith("="):
+            key, value = part.split("=", 1)
+            if value == "":
+                raise FormatError("missing key in comma-separated list property")
+            if key in result:
+                raise FormatError(f"duplicate key in comma-separated list property: {key}")
+            schema = fmt.get(key)
+            if isinstance(schema, dict) and "alias" in schema:
+                key_alias = schema.get("keyAlias")
+                if key_alias:
+                    if key_alias in result:
+                        raise FormatError(f"key alias '{key_alias}' is already defined")
+                    result[key_alias] = key
+                key = schema["alias"]
+                schema = fmt.get(key)
+            if not isinstance(schema, dict):
+                raise FormatError(f"invalid key in comma-separated list property: {key}")
+            if schema.get("type") == "boolean":
+                value = _parse_boolean(value)
+            result[key] = value
+        elif "=" not in part:
+            if default_key is not None:
+                raise FormatError(f"duplicate key in comma-separated list property: {default_key}")
+            default_key = next((k for k, s in fmt.items() if isinstance(s, dict) and s.get("default_key")), None)
+            if default_key is None:
+                raise FormatError("value without key, but schema does not define a default key")
+            if default_key in result:
+                raise FormatError(f"duplicate key in comma-separated list property: {default_key}")
+            result[default_key] = part
+        else:
+            raise FormatError("missing key in comma-separated list property")
+    errors: dict[str, str] = {}
+    check_object(path, fmt, result, 0, errors)
+    if errors:
+        raise FormatError("format error", errors)
+    return result
+
+
+def _parse_boolean(value: str) -> str:
+    lowered = value.lower()
+    if lowered in ("1", "on", "yes", "true"):
+        return "1"
+    if lowered in ("0", "off", "no", "false"):
+        return "0"
+    return value

@@ -13,26 +13,39 @@ import logging
 import select
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import paramiko
 from proxmox_mcp_contracts.settings import HostConfig
-
-if TYPE_CHECKING:
-    from proxmox_mcp_runtime.ssh.pool import SshPool
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 65536
 
 
+class ChannelOpener(Protocol):
+    """What a forward needs from the pool: a 'direct-tcpip' channel through the host's connection."""
+
+    async def open_direct_tcpip(
+        self, host: HostConfig, dest_host: str, dest_port: int, *, origin: tuple[str, int] = ...
+    ) -> paramiko.Channel: ...
+
+
 class LocalForward:
     """Listening on 127.0.0.1:local_port until close(); each accepted connection is bridged in a thread."""
 
     def __init__(
-        self, pool: SshPool, host: HostConfig, dest_host: str, dest_port: int, loop: asyncio.AbstractEventLoop
+        self,
+        opener: ChannelOpener,
+        host: HostConfig,
+        dest_host: str,
+        dest_port: int,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        open_timeout: float,
     ) -> None:
-        self.pool = pool
+        self._opener = opener
+        self._open_timeout = open_timeout
         self.host = host
         self.dest_host = dest_host
         self.dest_port = dest_port
@@ -61,9 +74,9 @@ class LocalForward:
         channel: paramiko.Channel | None = None
         try:
             pending = asyncio.run_coroutine_threadsafe(
-                self.pool.open_direct_tcpip(self.host, self.dest_host, self.dest_port, origin=address), self._loop
+                self._opener.open_direct_tcpip(self.host, self.dest_host, self.dest_port, origin=address), self._loop
             )
-            channel = pending.result(timeout=self.pool.settings.connect_timeout * 2 + 5)
+            channel = pending.result(timeout=self._open_timeout)
             with self._lock:
                 self._open.update((client, channel))
             _bridge(client, channel, self._stop)

@@ -203,7 +203,10 @@ class SshPool:
     async def forward_local(self, host: HostConfig, dest_host: str, dest_port: int) -> LocalForward:
         """Listen on 127.0.0.1:<forward.local_port>; each connection is tunnelled to dest_host:dest_port via host.
         Close it with forward.close() (or await forward.aclose())."""
-        return LocalForward(self, host, dest_host, dest_port, asyncio.get_running_loop())
+        return LocalForward(
+            self, host, dest_host, dest_port, asyncio.get_running_loop(),
+            open_timeout=self.settings.connect_timeout * 2 + 5,
+        )
 
     async def close(self) -> None:
         """Close every connection and stop the threads (commands under way end with unavailable)."""
