@@ -194,4 +194,10 @@ async def run_argv(argv: list[str], env: ShellEnv, streams: Streams) -> int:
 
 def ensure_commands() -> None:
     if not COMMANDS:
-        from proxmox_mcp_pve_sim import flow_commands, host_commands, pve_cli, text_commands  # noqa: F401 - registers
+        from proxmox_mcp_pve_sim import (  # noqa: F401 - registers
+            flow_commands,
+            health_commands,
+            host_commands,
+            pve_cli,
+            text_commands,
+        )
