@@ -7,20 +7,20 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from proxmox_mcp_cli.stack import config_for_sim
-from proxmox_mcp_contracts.envelope import Caller, ReplyEnvelope, RequestEnvelope, Scope, decode_error
-from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo
-from proxmox_mcp_contracts.subjects import ERROR_CODE_HEADER, ERROR_HEADER, SshOp, ssh_subject
+from proxmox_mcp_contracts.envelope import Caller, Scope
+from proxmox_mcp_contracts.errors import ErrorCode
+from proxmox_mcp_contracts.subjects import SshOp
 from proxmox_mcp_runtime.config import dump_config_toml
 
+from tests.integration.modes.helpers import error_of, result_of, ssh_call
 from tests.support.nats import NatsServer
 from tests.support.procs import start_process, wait_until
 from tests.support.services import write_private
@@ -57,29 +57,9 @@ def stack(nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> 
         sim.proc.stop()
 
 
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-async def execute(nc: NatsClient, cluster: str, command: str, node: str | None = None) -> dict[str, Any] | ErrorInfo:
-    args: dict[str, Any] = {"command": command, "timeout": 20, **({"node": node} if node else {})}
-    envelope = RequestEnvelope(op=SshOp.EXEC.value, cluster=cluster, args=args, deadline=time.time() + 25,
-                               caller=READONLY)
-    reply = await nc.request(ssh_subject(cluster, SshOp.EXEC), envelope.model_dump_json().encode(), timeout=30)
-    headers = reply.headers or {}
-    if ERROR_CODE_HEADER in headers:
-        return decode_error(headers.get(ERROR_CODE_HEADER), headers.get(ERROR_HEADER), reply.data)
-    return ReplyEnvelope.model_validate_json(reply.data).result
-
-
 async def run_ok(nc: NatsClient, cluster: str, command: str, node: str | None = None) -> dict[str, Any]:
-    result = await execute(nc, cluster, command, node)
-    assert isinstance(result, dict), result
+    args: dict[str, Any] = {"command": command, **({"node": node} if node else {})}
+    result = result_of(await ssh_call(nc, cluster, SshOp.EXEC, args, caller=READONLY))
     assert result["exit_code"] == 0, result
     return result
 
@@ -117,7 +97,6 @@ async def test_quorum_sampling_and_time_status_run_on_the_node(stack: HealthStac
 async def test_state_changing_and_secret_printing_forms_are_refused_by_the_worker(
     stack: HealthStack, nc: NatsClient, command: str, reason: str
 ) -> None:
-    error = await execute(nc, stack.cluster, command)
-    assert isinstance(error, ErrorInfo), error
+    error = error_of(await ssh_call(nc, stack.cluster, SshOp.EXEC, {"command": command}, caller=READONLY))
     assert error.code is ErrorCode.POLICY_DENIED
     assert error.message.startswith("command refused by policy: ") and reason in error.message, error.message

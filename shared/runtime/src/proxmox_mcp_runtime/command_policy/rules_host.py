@@ -55,6 +55,8 @@ _ETHTOOL_SHOW_MODES = ("-i", "-S", "-k", "-g", "-a", "-P", "-c", "-l")
 _LOGIN_TIME = r"regex:[A-Za-z0-9 :.+-]{1,64}"
 _LOGIN_OR_TTY = r"regex:[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,63}"
 _DAYS = "int:0:100000"
+_LASTLOG_OPTIONS = {"-b": _DAYS, "--before": _DAYS, "-t": _DAYS, "--time": _DAYS, "-u": "name", "--user": "name"}
+"""Never -C/-S (clear or set a record), -R (chroot), and for lastlog2 -r (rename), -i (import), -d (database)."""
 
 _TIMEDATECTL_PROPERTY = r"regex:[A-Za-z][A-Za-z0-9,]{0,255}"
 _CHRONYC_GLOBAL = ("-n", "-N", "-c", "-4", "-6")
@@ -151,16 +153,8 @@ HOST_RULES: tuple[CommandRule, ...] = (
         positionals=(_LOGIN_OR_TTY,),
         max_pos=8,
     ),
-    rule(
-        "lastlog",
-        options={"-b": _DAYS, "--before": _DAYS, "-t": _DAYS, "--time": _DAYS, "-u": "name", "--user": "name"},
-    ),
-    rule(
-        "lastlog2",
-        short="as",
-        flags=("--active", "--service"),
-        options={"-b": _DAYS, "--before": _DAYS, "-t": _DAYS, "--time": _DAYS, "-u": "name", "--user": "name"},
-    ),
+    rule("lastlog", options=_LASTLOG_OPTIONS),
+    rule("lastlog2", short="as", flags=("--active", "--service"), options=_LASTLOG_OPTIONS),
     # --- time synchronisation ------------------------------------------------------------------------------
     rule("timedatectl", flags=("--no-pager",)),
     rule("timedatectl", "status", flags=("--no-pager",), global_flags=("--no-pager",)),
