@@ -1,11 +1,14 @@
-"""One real sshd for the SSH tests of this folder (started once, stopped at the end)."""
+"""One real sshd for the SSH tests of this folder (started once, stopped at the end), and a NATS client per test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
+from tests.support.nats import NatsServer
 from tests.support.sshd import SshdServer, start_sshd
 
 
@@ -16,3 +19,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -9,12 +9,11 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
@@ -90,15 +89,6 @@ def worker(
         yield WorkerSetup(config_path=config_path, workdir=workdir, proc=proc, **names)
     finally:
         proc.stop()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def call(nc: NatsClient, cluster: str, op: SshOp, args: dict[str, Any], *, caller: Caller = EXEC_CALLER,

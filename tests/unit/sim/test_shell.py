@@ -61,6 +61,25 @@ async def test_resource_commands_print_plausible_tables(sim: Sim) -> None:
     assert (await sh(sim, "ls /nope"))[0] == 2
 
 
+async def test_host_health_commands_report_the_simulated_cluster(sim: Sim) -> None:
+    status, out, _ = await sh(sim, "corosync-quorumtool -s", node="pve2")
+    assert status == 0 and "Quorate:          Yes" in out and f"Nodes:            {len(sim.cluster.nodes)}" in out
+    assert "         2          1 pve2 (local)" in out.splitlines()
+    status, out, _ = await sh(sim, "corosync-quorumtool -l -i -o n")
+    assert status == 0 and [line.split()[2] for line in out.splitlines()[4:]] == [
+        node.ip for node in sorted(sim.cluster.nodes.values(), key=lambda n: n.nodeid)
+    ]
+    assert (await sh(sim, "corosync-quorumtool -e 1"))[0] == 1
+    status, out, _ = await sh(sim, "vmstat -w 1 2")
+    assert status == 0 and len(out.splitlines()) == 4
+    assert out.splitlines()[1].split()[-5:] == ["us", "sy", "id", "wa", "st"]
+    assert len((await sh(sim, "vmstat"))[1].splitlines()) == 3
+    status, out, _ = await sh(sim, "timedatectl")
+    assert status == 0 and "System clock synchronized: yes" in out
+    assert "NTPSynchronized=yes" in (await sh(sim, "timedatectl show -p NTPSynchronized"))[1]
+    assert (await sh(sim, "timedatectl set-time 12:00"))[0] == 1
+
+
 async def test_unknown_commands_answer_like_bash(sim: Sim) -> None:
     assert await sh(sim, "rm -rf /") == (127, "", "bash: rm: command not found\n")
     assert await sh(sim, "/usr/bin/uptime") == (0, (await sh(sim, "uptime"))[1], "")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from proxmox_mcp_pve_sim import flow_commands as flow
+from proxmox_mcp_pve_sim import health_commands as health
 from proxmox_mcp_pve_sim import host_commands as system
 from proxmox_mcp_pve_sim import text_commands as text
 from proxmox_mcp_pve_sim.model import Guest
@@ -28,6 +29,8 @@ GUEST_COMMANDS: Mapping[str, Command] = MappingProxyType(
         "df": system.df,
         "free": system.free,
         "nproc": system.nproc,
+        "vmstat": health.vmstat,
+        "timedatectl": health.timedatectl,
         "date": system.date,
         "cat": system.cat,
         "ls": system.ls,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from proxmox_mcp_pve_sim import health_commands as health
 from proxmox_mcp_pve_sim import pve_cli
 from proxmox_mcp_pve_sim.guest_shell import GUEST_COMMANDS
 from proxmox_mcp_pve_sim.shell import Command, ShellEnv
@@ -17,6 +18,7 @@ HOST_COMMANDS: Mapping[str, Command] = MappingProxyType(
         "qm": pve_cli.qm,
         "pct": pve_cli.pct,
         "pveversion": pve_cli.pveversion,
+        "corosync-quorumtool": health.corosync_quorumtool,
     }
 )
 

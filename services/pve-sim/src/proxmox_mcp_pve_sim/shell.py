@@ -176,4 +176,3 @@ async def run_argv(argv: list[str], env: ShellEnv, streams: Streams) -> int:
             streams.err(f"bash: {argv[0]}: command not found\n")
         return 127
     return await func(argv, env, streams)
-

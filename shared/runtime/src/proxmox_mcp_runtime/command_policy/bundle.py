@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 CORE_MODULES = (
-    "model", "lexer", "paths", "arguments", "dangers", "checkers", "rulekit", "rules_readonly", "builtin", "config",
-    "engine", "dispatch",
+    "model", "lexer", "paths", "arguments", "dangers", "checkers", "rulekit", "rules_host", "rules_readonly", "builtin",
+    "config", "engine", "dispatch",
 )  # fmt: skip
 """The standard-library-only modules, embedded in the script (everything but __init__ and bundle)."""
 PACKAGE = "pmcp_policy"

@@ -165,6 +165,60 @@ def check_sleep(ctx: CheckContext) -> None:
         raise PolicyError(f"{parsed.positionals[0]}s is longer than the maximum {ctx.profile.max_sleep:g}s")
 
 
+MAX_SAMPLE_INTERVAL = 60
+MAX_SAMPLES = 60
+"""Together at most an hour of sampling, the longest execute_command timeout."""
+
+
+def check_samples(ctx: CheckContext) -> None:
+    """`[NAME...] [INTERVAL [COUNT]]` of the sampling tools (vmstat, iostat, mpstat, zpool status|list|iostat):
+    the numbers come last, and an interval without a count samples until the process is killed."""
+    parsed = ctx.parsed
+    assert parsed is not None
+    numbers: list[int] = []
+    for operand in parsed.positionals:
+        if operand.isdigit():
+            numbers.append(int(operand))
+        elif numbers:
+            raise PolicyError(f"operand {operand!r} after the interval is not allowed")
+    if len(numbers) > 2:
+        raise PolicyError("takes at most an interval and a count")
+    if len(numbers) == 1:
+        raise PolicyError("an interval needs a count (without one it samples until killed): INTERVAL COUNT")
+    if numbers:
+        interval, count = numbers
+        if not 1 <= interval <= MAX_SAMPLE_INTERVAL:
+            raise PolicyError(f"the interval must be between 1 and {MAX_SAMPLE_INTERVAL} seconds, got {interval}")
+        if not 1 <= count <= MAX_SAMPLES:
+            raise PolicyError(f"the count must be between 1 and {MAX_SAMPLES}, got {count}")
+
+
+def check_smartctl(ctx: CheckContext) -> None:
+    """One device to read, or none with --scan/--scan-open (which list the devices instead)."""
+    parsed = ctx.parsed
+    assert parsed is not None
+    scanning = parsed.has("--scan", "--scan-open")
+    if scanning and parsed.positionals:
+        raise PolicyError("--scan lists the devices itself: give no device with it")
+    if not scanning and len(parsed.positionals) != 1:
+        raise PolicyError("needs exactly one device (/dev/NAME), or --scan")
+
+
+_LVM_SECRET_FIELDS = frozenset(("tags", "all"))
+
+
+def check_lvm_fields(ctx: CheckContext) -> None:
+    """No tag columns in lvs/vgs/pvs reports: ceph-volume keeps an encrypted OSD's lockbox key in the LV tag
+    ceph.cephx_lockbox_secret. `all` and `lv_all`-style groups include the tags, so they are refused too."""
+    parsed = ctx.parsed
+    assert parsed is not None
+    for value in parsed.values("-o", "--options"):
+        for field in value.split(","):
+            name = field.lstrip("+-")
+            if name in _LVM_SECRET_FIELDS or name.endswith(("_tags", "_all")):
+                raise PolicyError(f"report field {name!r} is refused: LVM tags can hold Ceph keys")
+
+
 # --- Proxmox CLI: pvesh and `qm|pct set` -------------------------------------------------------------------
 
 _API_PATH = re.compile(r"[A-Za-z0-9_.:@=%+/-]{1,512}")
@@ -291,6 +345,9 @@ CHECKERS: dict[str, Checker] = {
     "top": check_top,
     "seq": check_seq,
     "sleep": check_sleep,
+    "samples": check_samples,
+    "smartctl": check_smartctl,
+    "lvm_fields": check_lvm_fields,
     "pvesh": check_pvesh,
     "pvesh_admin": check_pvesh_admin,
     "guest_set": check_guest_set,

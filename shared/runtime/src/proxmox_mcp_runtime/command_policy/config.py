@@ -23,7 +23,8 @@ global_flags = []
 scope = "operate"                   # read | operate | exec | admin
 destructive = false
 dangerous = false
-check = ""                          # a built-in checker: find grep journalctl top seq sleep pvesh pvesh_admin guest_set
+check = ""                          # a built-in checker: find grep journalctl top seq sleep samples smartctl
+                                    # lvm_fields pvesh pvesh_admin guest_set
 raw = false                         # the checker parses the arguments itself
 """
 

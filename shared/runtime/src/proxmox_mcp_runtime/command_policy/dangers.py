@@ -45,6 +45,11 @@ _GROUPS: dict[str, tuple[str, str]] = {
         "export unset set trap ulimit umask cd pushd popd declare typeset local readonly shopt enable hash "
         "wait fg bg jobs disown logout return break continue shift",
     ),
+    "failed_logins": (
+        "prints failed-login records, which hold passwords typed into the user name prompt",
+        "lastb",
+    ),
+    "keyring": ("reads and writes Ceph keyrings", "ceph-authtool"),
     "system": (
         "changes the system state (power, users, permissions, kernel, firewall)",
         "reboot shutdown poweroff halt init telinit kill killall pkill chmod chown chgrp chattr setfacl mount "
@@ -79,6 +84,10 @@ NEVER_SUBCOMMANDS: dict[tuple[str, ...], str] = {
     ("zfs", "destroy"): "destroys datasets and snapshots",
     ("zfs", "rollback"): "discards data newer than a snapshot",
     ("ceph", "osd", "purge"): "destroys a Ceph OSD",
+    ("ceph", "auth"): "prints and changes Ceph keys",
+    ("ceph", "config-key"): "reads and writes Ceph's secret store (dashboard, mirror and SSH credentials)",
+    ("ceph", "tell"): "runs commands inside Ceph daemons",
+    ("ceph", "daemon"): "runs admin-socket commands of Ceph daemons",
     ("ceph-volume", "lvm", "zap"): "wipes a disk",
     ("pveceph", "osd", "destroy"): "destroys a Ceph OSD",
     ("pveceph", "purge"): "destroys the Ceph setup",

@@ -18,6 +18,7 @@ SECRET_PATTERNS: tuple[str, ...] = (
     "**/shadow*",  # /etc/shadow, /etc/shadow-, /var/backups/shadow.bak
     "**/gshadow*",
     "/etc/security/opasswd",
+    "/var/log/btmp*",  # failed logins: users type their password into the user name prompt
     "/etc/sudoers",
     "/etc/sudoers.d/**",
     "/etc/ssh/*_key",

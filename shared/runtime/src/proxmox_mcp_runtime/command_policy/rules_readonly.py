@@ -1,12 +1,14 @@
 """The readonly profile's rules: inspection only. Standard library only.
 
-Every rule lists exactly what it accepts; anything else is refused. Paths pass the rules in paths.py.
+Every rule lists exactly what it accepts; anything else is refused. Paths pass the rules in paths.py. The
+host-health programs (Ceph, SMART, corosync, bridges, logins, time sync, sampling statistics) are in rules_host.py.
 """
 
 from __future__ import annotations
 
 from .model import CommandRule
 from .rulekit import PATHS, VMID, guest, rule
+from .rules_host import HOST_RULES
 
 GUEST_INFO_COMMANDS = [
     "info",
@@ -28,6 +30,8 @@ _IP_GLOBAL = ("-br", "-brief", "-j", "-json", "-p", "-pretty", "-4", "-6", "-s",
 _TAIL_COUNT = r"regex:\+?[0-9]{1,7}"
 _LS_TIME_STYLE = "choice:full-iso|long-iso|iso|locale|+%Y-%m-%d %H:%M:%S"
 _PS_FORMAT = r"regex:[A-Za-z0-9_%,:=+ -]{1,256}"
+_POOL_OR_NUMBER = r"regex:[A-Za-z][A-Za-z0-9_.:-]{0,255}|[0-9]{1,4}"
+"""A pool or vdev name (they start with a letter) or a number: the interval and count of a sampling command."""
 
 READONLY_RULES: tuple[CommandRule, ...] = (
     # --- trivial -------------------------------------------------------------------------------------------
@@ -90,8 +94,17 @@ READONLY_RULES: tuple[CommandRule, ...] = (
         positionals=PATHS,
         max_pos=1,
     ),
-    rule("zpool", "status", short="vxPLtgpDi", positionals=("name",), max_pos=16),
-    rule("zpool", "list", short="HpvPLg", options={"-o": r"regex:[a-z,]{1,256}"}, positionals=("name",), max_pos=16),
+    rule("zpool", "status", short="vxPLtgpDi", positionals=(_POOL_OR_NUMBER,), max_pos=18, check="samples"),
+    rule(
+        "zpool",
+        "list",
+        short="HpvPLg",
+        options={"-o": r"regex:[a-z,]{1,256}"},
+        positionals=(_POOL_OR_NUMBER,),
+        max_pos=18,
+        check="samples",
+    ),
+    rule("zpool", "iostat", short="ghHLnpPvylqrw", positionals=(_POOL_OR_NUMBER,), max_pos=18, check="samples"),
     rule(
         "zpool",
         "get",
@@ -142,6 +155,7 @@ READONLY_RULES: tuple[CommandRule, ...] = (
             },
             positionals=("name",),
             max_pos=16,
+            check="lvm_fields",
         )
         for lvm in ("lvs", "vgs", "pvs")
     ),
@@ -432,4 +446,5 @@ READONLY_RULES: tuple[CommandRule, ...] = (
     guest("pct", "pending"),
     guest("pct", "listsnapshot"),
     guest("pct", "df"),
+    *HOST_RULES,
 )
