@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 from tests.support.demo import DemoStack
+from tests.support.mcp_client import stdio_mcp_client
 
 INVALID_REQUEST = -32600
 PARSE_ERROR = -32700
@@ -234,3 +238,14 @@ def test_an_unknown_cursor_in_the_2026_era_gets_invalid_params(wire: Wire, metho
     assert_clean(reply["error"], body)
     whole = reply_of(wire.modern(modern_request(method), method))
     assert whole["result"][LIST_KEY[method]], whole
+
+
+async def test_an_unknown_cursor_over_stdio_gets_invalid_params(demo: DemoStack, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "proxmox_mcp_cli.main", "stdio"]
+    with open(tmp_path / "stdio.log", "w") as errlog:
+        async with stdio_mcp_client(argv, {"NATS_URL": demo.nats_url, "LOG_LEVEL": "WARNING"}, errlog) as client:
+            assert (await client.list_tools()).tools
+            with pytest.raises(MCPError) as refused:
+                await client.list_tools(cursor=GARBAGE_CURSOR, cache_mode="bypass")
+    assert refused.value.code == INVALID_PARAMS
+    assert_clean({"message": refused.value.message}, GARBAGE_CURSOR)
