@@ -22,7 +22,9 @@ from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
 from proxmox_mcp_gateway.health import HealthMonitor
+from proxmox_mcp_gateway.jsonrpc_envelope import JsonRpcEnvelopeMiddleware
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
+from proxmox_mcp_gateway.method_not_allowed import MethodNotAllowedFallback
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
 from proxmox_mcp_gateway.security import (
     audit_rejections,
@@ -163,11 +165,14 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
-    # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/.
-    app.mount("/", mcp_app)
+    # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/; the
+    # fallback answers 405 for a known path asked with the wrong method, which the mount would otherwise take.
+    app.mount("/", MethodNotAllowedFallback(mcp_app, routes=lambda: app.router.routes))
     # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
-    # body cap -> routes. Unauthenticated clients are turned away before their body is read.
+    # body cap -> JSON-RPC envelope check -> routes. Unauthenticated clients are turned away before their body
+    # is read.
     on_reject = audit_rejections(gw.audit, on_refused=m.count_auth_failure)
+    app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
                        protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject)

@@ -18,6 +18,7 @@ from proxmox_mcp_gateway.calls import ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME, ToolSpec
 from proxmox_mcp_gateway.confirm import ConfirmationPending
 from proxmox_mcp_gateway.mcp_confirm import channel_for, input_required, request_state_boundary
+from proxmox_mcp_gateway.pagination import refuse_unknown_cursors
 from proxmox_mcp_gateway.tracing import client_traceparent
 
 log = logging.getLogger(__name__)
@@ -180,4 +181,5 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
         on_get_prompt=get_prompt,
     )
     server.middleware.append(request_state_boundary(SERVER_NAME, principal_of, request_state_keys))
+    server.middleware.append(refuse_unknown_cursors)
     return server
