@@ -14,7 +14,9 @@ GRAFANA_DIR = REPO_ROOT / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
 # What Grafana substitutes at query time; "All" of a multi-value variable is its allValue ".*".
 VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "${datasource}": "prometheus"}
-NON_OUR_METRICS = {"up", "ALERTS", "process_resident_memory_bytes", "process_cpu_seconds_total"}
+PROMETHEUS_MADE = {"up", "ALERTS"}
+"""Series Prometheus makes itself: `up` per scrape target, `ALERTS` per pending or firing alert."""
+NON_OUR_METRICS = {*PROMETHEUS_MADE, "process_resident_memory_bytes", "process_cpu_seconds_total"}
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "group_left", "group_right", "inf", "nan"}
 
 
@@ -68,6 +70,21 @@ def metric_names_in(expr: str) -> set[str]:
             continue
         names.add(match.group(1))
     return names
+
+
+def source_metrics(expr: str, recording_rules: dict[str, str]) -> set[str]:
+    """The metrics an expression reads, with each recording rule replaced by the metrics its own expression
+    reads (what some process has to export for the query to show anything)."""
+    found: set[str] = set()
+    for name in metric_names_in(expr):
+        found |= source_metrics(recording_rules[name], recording_rules) if name in recording_rules else {name}
+    return found
+
+
+def variable_metric_names(path: Path) -> set[str]:
+    """The metrics the template variables' label_values(metric, label) queries read."""
+    return {name for query in variable_queries(path)
+            for name in metric_names_in(query.replace("label_values(", "(").split(",")[0] + ")")}
 
 
 def variable_queries(path: Path) -> list[str]:

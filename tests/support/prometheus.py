@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx2
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.procs import REPO_ROOT, Proc, find_binary, free_port, start_process, wait_until
 
@@ -104,9 +105,21 @@ def rule_documents() -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text()) for path in RULE_FILES]
 
 
+def recording_rules() -> dict[str, str]:
+    """Each recording rule's name and expression."""
+    return {rule["record"]: rule["expr"] for doc in rule_documents() for group in doc["groups"]
+            for rule in group["rules"] if "record" in rule}
+
+
 def recording_rule_names() -> set[str]:
-    return {rule["record"] for doc in rule_documents() for group in doc["groups"] for rule in group["rules"]
-            if "record" in rule}
+    return set(recording_rules())
+
+
+def scraped_sample_names(url: str) -> set[str]:
+    """The sample names a /metrics page holds samples for (a family announced without samples is not counted:
+    a panel plotting it would stay empty)."""
+    text = httpx2.get(url, timeout=5).text
+    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def alert_rules() -> list[dict[str, Any]]:

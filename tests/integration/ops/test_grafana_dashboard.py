@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from proxmox_mcp_runtime.metrics import metric_names
 
 from tests.support.grafana import (
     DASHBOARDS,
@@ -16,8 +15,9 @@ from tests.support.grafana import (
     load_dashboard,
     metric_names_in,
     panels,
-    variable_queries,
+    variable_metric_names,
 )
+from tests.support.metric_families import all_metric_names
 from tests.support.prometheus import promtool, recording_rule_names
 
 DASHBOARD = GRAFANA_DIR / "dashboards" / "proxmox-mcp.json"
@@ -73,14 +73,13 @@ def test_the_dashboard_provider_points_at_where_compose_mounts_the_dashboards() 
 
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: Path(p).name)
 def test_every_panel_query_only_reads_metrics_the_services_export(dashboard: Path) -> None:
-    known = set(metric_names()) | recording_rule_names() | NON_OUR_METRICS
+    known = set(all_metric_names()) | recording_rule_names() | NON_OUR_METRICS
     queries = dashboard_queries(dashboard)
     assert len(queries) >= 30
     for query in queries:
         unknown = metric_names_in(query.expr) - known
         assert not unknown, f"panel {query.panel_title!r} ({query.ref_id}) reads unknown metrics {unknown}"
-    for expr in variable_queries(dashboard):
-        assert set(metric_names_in(expr.replace("label_values(", "(").split(",")[0] + ")")) <= known, expr
+    assert variable_metric_names(dashboard) <= known
 
 
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: Path(p).name)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from proxmox_mcp_runtime.metrics import metric_names
 
+from tests.support.metric_families import all_metric_names
 from tests.support.prometheus import (
     PROMETHEUS_DIR,
     RULE_FILES,
@@ -60,7 +60,7 @@ def test_alerts_carry_severity_summary_and_runbook() -> None:
 
 
 def test_rules_only_read_metrics_that_the_services_export() -> None:
-    known = set(metric_names()) | recording_rule_names()
+    known = set(all_metric_names()) | recording_rule_names()
     for doc in rule_documents():
         for group in doc["groups"]:
             for rule in group["rules"]:

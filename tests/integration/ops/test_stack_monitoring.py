@@ -1,29 +1,45 @@
-"""Monitoring the real stack: Prometheus scrapes gateway and workers; health follows hosts going down."""
+"""Monitoring the real stack: Prometheus scrapes gateway and workers, every dashboard panel reads what some process
+exports, the workers' $SRV.STATS agree with their metrics, and health follows hosts going down."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, HostConfig, ProxmoxConfig, SshSettings
+from proxmox_mcp_contracts.subjects import API_SERVICE_NAME, ApiOp, endpoint_name
+from proxmox_mcp_gateway.settings import DEFAULT_TOOL_RATES
 from proxmox_mcp_runtime.config import dump_config_toml
 from pydantic import SecretStr
 
+from tests.support.grafana import (
+    DASHBOARDS,
+    PROMETHEUS_MADE,
+    dashboard_queries,
+    source_metrics,
+    variable_metric_names,
+)
 from tests.support.mcp_client import http_client
 from tests.support.nats import NatsServer, start_nats
 from tests.support.procs import Proc, free_port, wait_until
-from tests.support.prometheus import scrape_config, start_prometheus
+from tests.support.prometheus import recording_rules, scrape_config, scraped_sample_names, start_prometheus
 from tests.support.services import GatewayProc, start_gateway, start_worker, wait_ready, write_private
-from tests.support.sim import SimInfo, start_sim
+from tests.support.sim import SimInfo, clear_sim_faults, sim_faults, start_sim
 from tests.support.sshd import SshdServer, start_sshd
 
+RATE_LIMITED_TOOL = "cluster_status"
+"""Limited to one call a minute here, so a test can see a real 429 (no other test of this module calls it)."""
 FAST = {"PMCP_PROBE_INTERVAL": "0.3", "PMCP_PROBE_TIMEOUT": "1", "PMCP_HEARTBEAT_INTERVAL": "0.2",
-        "PMCP_API_TIMEOUT": "3"}
+        "PMCP_API_TIMEOUT": "3", "PMCP_TOOL_RATE_LIMITS": f"{DEFAULT_TOOL_RATES},{RATE_LIMITED_TOOL}=1/m"}
 
 
 @dataclass
@@ -36,6 +52,11 @@ class MonitoredStack:
     workers: dict[str, Proc]
     worker_ports: dict[str, int]
     config_path: Path
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Every process's /metrics (the gateway's own port; each worker's PMCP_METRICS_PORT)."""
+        return {"gateway": f"{self.gateway.base_url}/metrics",
+                **{kind: f"http://127.0.0.1:{port}/metrics" for kind, port in self.worker_ports.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +118,106 @@ async def test_prometheus_sees_tool_counters_and_latency_histograms_move(monitor
         assert all(set(keys) <= {"__name__", "instance", "job", "tool", "code"} for keys in labels)
     finally:
         prometheus.proc.stop()
+
+
+def test_every_process_of_the_stack_reports_its_nats_connection_as_up(monitored: MonitoredStack) -> None:
+    for process, url in monitored.metrics_urls().items():
+        text = httpx2.get(url, timeout=5).text
+        connected = [line for line in text.splitlines() if line.startswith("proxmox_mcp_nats_connected ")]
+        assert connected == ["proxmox_mcp_nats_connected 1.0"], (process, connected)
+        assert "proxmox_mcp_nats_reconnects_total 0.0" in text.splitlines(), process
+
+
+def _metric_sample(url: str, name: str, labels: dict[str, str]) -> float:
+    text = httpx2.get(url, timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+async def _endpoint_stats(nats_url: str, service: str, endpoint: str) -> dict[str, Any]:
+    """One instance of each worker kind runs here, so one $SRV.STATS reply is the whole picture."""
+    nc = await nats.connect(nats_url)
+    try:
+        reply = await nc.request(f"$SRV.STATS.{service}", b"", timeout=5)
+    finally:
+        await nc.close()
+    return next(e for e in json.loads(reply.data)["endpoints"] if e["name"] == endpoint)
+
+
+async def test_worker_service_stats_count_real_calls_with_the_failed_one_and_agree_with_the_worker_metrics(
+    monitored: MonitoredStack,
+) -> None:
+    endpoint = endpoint_name("default", ApiOp.VM_STATUS)
+    api_metrics = monitored.metrics_urls()["api-worker"]
+    labels = {"kind": "api", "op": "vm_status"}
+    before = await _endpoint_stats(monitored.nats.url, API_SERVICE_NAME, endpoint)
+    seconds_before = _metric_sample(api_metrics, "proxmox_mcp_worker_request_duration_seconds_sum", labels)
+    latency = 0.25
+    sim_faults(monitored.sim, [{"path": r"/status/current$", "latency_ms": latency * 1000}])
+    try:
+        started = time.monotonic()
+        async with http_client(monitored.gateway.url, monitored.gateway.token) as client:
+            vms = (await client.call_tool("list_vms", {})).structured_content["vms"]  # type: ignore[index]
+            for vm in vms[:2]:
+                assert not (await client.call_tool("vm_status", {"vmid": vm["vmid"]})).is_error
+            failed = await client.call_tool("vm_status", {"vmid": 999_998})
+        wall_ns = (time.monotonic() - started) * 1e9
+    finally:
+        clear_sim_faults(monitored.sim)
+    assert failed.is_error and failed.structured_content["code"] == "not_found"  # type: ignore[index]
+
+    after = await _endpoint_stats(monitored.nats.url, API_SERVICE_NAME, endpoint)
+    assert after["num_requests"] - before["num_requests"] == 3
+    assert after["num_errors"] - before["num_errors"] == 1
+    assert after["last_error"] == "not_found"
+    spent_ns = after["processing_time"] - before["processing_time"]
+    assert 2 * latency * 1e9 <= spent_ns <= wall_ns
+    assert after["average_processing_time"] == after["processing_time"] // after["num_requests"]
+    # The same measurement feeds the worker's own histogram.
+    spent_seconds = _metric_sample(api_metrics, "proxmox_mcp_worker_request_duration_seconds_sum", labels)
+    assert abs((spent_seconds - seconds_before) - spent_ns / 1e9) < 1e-3
+
+
+async def _exercise_every_panel(stack: MonitoredStack) -> None:
+    """Calls that move what the dashboard plots: results ok and failed, a policy refusal, a 429, a refused
+    request, a command over SSH, a task followed to its end."""
+    async with http_client(stack.gateway.url, stack.gateway.token) as client:
+        vms = (await client.call_tool("list_vms", {})).structured_content["vms"]  # type: ignore[index]
+        assert (await client.call_tool("vm_status", {"vmid": 999_997})).is_error
+        assert (await client.call_tool("execute_command", {"command": "rm -rf /"})).is_error
+        assert not (await client.call_tool("execute_command", {"command": "uptime"})).is_error
+        assert not (await client.call_tool(RATE_LIMITED_TOOL, {})).is_error
+        limited = await client.call_tool(RATE_LIMITED_TOOL, {})
+        assert limited.is_error and limited.structured_content["code"] == "rate_limited"  # type: ignore[index]
+        stopped = next(vm for vm in vms if vm["status"] == "stopped" and vm["type"] == "qemu")
+        started = await client.call_tool("vm_action", {"vmid": stopped["vmid"], "action": "start", "wait": True})
+        assert not started.is_error, started.content
+    refused = httpx2.post(stack.gateway.url, json={}, timeout=5)
+    assert refused.status_code == 401
+
+
+async def test_every_dashboard_panel_reads_metrics_a_process_of_the_stack_exports(monitored: MonitoredStack) -> None:
+    await _exercise_every_panel(monitored)
+    rules = recording_rules()
+    needed: dict[str, set[str]] = {}
+    for dashboard in DASHBOARDS:
+        for query in dashboard_queries(dashboard):
+            for metric in source_metrics(query.expr, rules) - PROMETHEUS_MADE:
+                needed.setdefault(metric, set()).add(f"{dashboard.name}: {query.panel_title!r} ({query.ref_id})")
+        for metric in variable_metric_names(dashboard):
+            needed.setdefault(metric, set()).add(f"{dashboard.name}: a template variable")
+    assert len(needed) >= 25
+
+    def missing() -> dict[str, set[str]]:
+        exported = set().union(*(scraped_sample_names(url) for url in monitored.metrics_urls().values()))
+        return {metric: panels for metric, panels in needed.items() if metric not in exported}
+
+    # Probes and the certificate check run on their own schedule: give them a few rounds, then name what is left.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not missing(), timeout=15, what="every dashboard metric", interval=0.2)
+    unproduced = missing()
+    assert not unproduced, "dashboard metrics no process of the stack exports:\n" + "\n".join(
+        f"{metric}: {', '.join(sorted(panels))}" for metric, panels in sorted(unproduced.items()))
 
 
 def _health(stack: MonitoredStack) -> tuple[dict, float]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
-from proxmox_mcp_runtime.metrics import metric_families
 
+from tests.support.metric_families import all_metric_families
 from tests.support.readme import readme_section
 
 REPO = Path(__file__).resolve().parents[3]
@@ -23,9 +24,16 @@ def test_every_alert_is_explained_in_monitoring() -> None:
 
 def test_every_metric_is_explained_in_monitoring() -> None:
     monitoring = readme_section("Monitoring")
-    for family in metric_families():
+    for family in all_metric_families():
         exported = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{exported}`" in monitoring, exported
+
+
+def test_every_metric_the_monitoring_section_names_is_exported() -> None:
+    exported = {family.name + ("_total" if family.type == "counter" else "") for family in all_metric_families()}
+    named = set(re.findall(r"`(proxmox_mcp_[a-z0-9_]+)`", readme_section("Monitoring")))
+    assert named, "the Monitoring section names no metric"
+    assert not named - exported, f"the README names metrics no process exports: {sorted(named - exported)}"
 
 
 def test_deployment_covers_compose_demo_systemd_and_a_real_domain() -> None:

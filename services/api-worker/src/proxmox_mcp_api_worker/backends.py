@@ -16,7 +16,7 @@ from typing import Any
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig
-from proxmox_mcp_runtime import metrics
+from proxmox_mcp_runtime.metrics.ssh import observe_ssh_connect
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 
 from proxmox_mcp_api_worker.backend import Method, Params, PveBackend
@@ -67,7 +67,7 @@ def ssh_api_host(cluster: ClusterConfig) -> HostConfig | None:
 def ssh_pool(cluster: ClusterConfig, settings: ApiWorkerSettings) -> SshPool:
     def record(event: SshEvent) -> None:
         if event.kind == "connect":
-            metrics.observe_ssh_connect(cluster.name, event.outcome, event.seconds, reconnect=event.reconnect)
+            observe_ssh_connect(cluster.name, event.outcome, event.seconds, reconnect=event.reconnect)
 
     return SshPool(cluster.ssh, on_event=record, max_threads=settings.threads,
                    max_sessions_per_host=settings.ssh_sessions)

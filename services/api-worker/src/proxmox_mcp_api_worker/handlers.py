@@ -14,7 +14,6 @@ from proxmox_mcp_contracts.envelope import RequestEnvelope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
 from proxmox_mcp_contracts.subjects import ApiOp, api_subject, endpoint_name
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import BaseModel, ValidationError
 
@@ -22,8 +21,10 @@ from proxmox_mcp_api_worker import ops_inventory, ops_snapshots, ops_tasks
 from proxmox_mcp_api_worker.backend import PveBackend
 from proxmox_mcp_api_worker.backends import backend_pool, build_backend
 from proxmox_mcp_api_worker.guest_exec import guest_exec
+from proxmox_mcp_api_worker.metrics import set_api_certificate_not_after
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_api_worker.settings import ApiWorkerSettings
+from proxmox_mcp_api_worker.tls import certificate_not_after
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class ApiWorker:
         try:
             der = await self.backends[cluster].certificate(timeout=2.0)
             if der:
-                metrics.set_api_certificate_not_after(cluster, metrics.certificate_not_after(der))
+                set_api_certificate_not_after(cluster, certificate_not_after(der))
         except Exception as exc:  # a metric must never fail a probe
             log.debug("certificate read failed", extra={"cluster": cluster, "error_type": type(exc).__name__})
 

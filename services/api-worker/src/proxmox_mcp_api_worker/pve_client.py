@@ -22,7 +22,6 @@ from typing import Any
 import requests
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ApiSettings
-from proxmox_mcp_runtime import metrics
 from proxmoxer.backends.https import (
     JsonSerializer,
     ProxmoxHTTPApiTokenAuth,
@@ -33,6 +32,7 @@ from urllib3.exceptions import NewConnectionError
 
 from proxmox_mcp_api_worker.backend import Method, Params
 from proxmox_mcp_api_worker.errors import PveHttpError, clean_message, to_failure
+from proxmox_mcp_api_worker.metrics import observe_api_call
 from proxmox_mcp_api_worker.tls import TlsTrust, fetch_certificate, make_adapter, tls_failure
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class HttpsBackend:
             raise ServiceFailure(ErrorCode.UNAVAILABLE, f"cannot set up TLS with {self.trust.describe} "
                                  f"({exc.strerror or type(exc).__name__})") from None
         finally:
-            metrics.observe_api_call(self.cluster, method, status, time.perf_counter() - started)
+            observe_api_call(self.cluster, method, status, time.perf_counter() - started)
 
     def _login(self, user: str, password: str, timeout: float) -> tuple[str, str]:
         """POST /access/ticket through the pinned session; returns (ticket, CSRF token)."""

@@ -23,11 +23,11 @@ from urllib.parse import unquote
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.ssh import SshPool
 
 from proxmox_mcp_api_worker.backend import Method, Params
 from proxmox_mcp_api_worker.errors import PveHttpError, clean_message, to_failure
+from proxmox_mcp_api_worker.metrics import observe_api_call
 
 log = logging.getLogger(__name__)
 
@@ -161,20 +161,20 @@ class PveshBackend:
         try:
             output = await self.pool.run(host, argv, timeout=timeout, max_output=self.max_output)
         except ServiceFailure as exc:
-            metrics.observe_api_call(self.cluster, method, None, time.perf_counter() - started)
+            observe_api_call(self.cluster, method, None, time.perf_counter() - started)
             raise self._ssh_failure(exc, method, path, timeout, host) from None
         if output.exit_code == 0:
-            metrics.observe_api_call(self.cluster, method, 200, time.perf_counter() - started)
+            observe_api_call(self.cluster, method, 200, time.perf_counter() - started)
             if output.truncated:
                 raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"pvesh's answer to {method} {path} is larger than "
                                      f"{self.max_output} bytes; narrow it with parameters")
             return parse_output(output.stdout, method, path)
         if output.exit_code == NOT_FOUND_EXIT or b"command not found" in output.stderr:
-            metrics.observe_api_call(self.cluster, method, None, time.perf_counter() - started)
+            observe_api_call(self.cluster, method, None, time.perf_counter() - started)
             raise ServiceFailure(ErrorCode.UNAVAILABLE, f"pvesh is not available on node {host.node}; api mode "
                                  "'pvesh' needs SSH access as root to a Proxmox VE node")
         error = parse_error(output.stderr, method, path)
-        metrics.observe_api_call(self.cluster, method, error.status, time.perf_counter() - started)
+        observe_api_call(self.cluster, method, error.status, time.perf_counter() - started)
         if method != "GET" and error.status == 500:
             left = timeout - (time.perf_counter() - started)
             upid = await self._failed_task_upid(path, error.message, started_wall, left)

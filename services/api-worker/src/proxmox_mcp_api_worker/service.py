@@ -8,8 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.config import ConfigError
+from proxmox_mcp_runtime.metrics.worker import watch_worker, worker_observer
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
 from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
@@ -33,7 +33,7 @@ def build_worker(config: ProxmoxConfig, settings: ApiWorkerSettings) -> tuple[Ap
         version=_version(),
         endpoints=worker.endpoints(),
         description="Drives the Proxmox VE API (guests, tasks, nodes, generic calls)",
-        observer=metrics.worker_observer("api"),
+        observer=worker_observer("api"),
     )
     return worker, runtime
 
@@ -58,7 +58,7 @@ async def run(config: ProxmoxConfig, settings: ApiWorkerSettings, stop: asyncio.
     announce(worker)
     for problem in await asyncio.to_thread(worker.check_configuration):
         log.error("ssh configuration problem: calls will fail until it is fixed", extra={"problem": problem})
-    metrics.track_worker_in_flight("api", lambda: runtime.inflight)
+    watch_worker("api", runtime)
     try:
         await serve_until_stopped(settings.nats_url, runtime, drain_timeout=settings.drain_timeout, stop=stop)
     finally:

@@ -127,6 +127,13 @@ def fetch_certificate(host: str, port: int, timeout: float) -> bytes | None:
         return tls.getpeercert(binary_form=True)
 
 
+def certificate_not_after(der: bytes) -> float:
+    """notAfter (Unix time) of a DER certificate, e.g. from fetch_certificate()."""
+    from cryptography import x509  # on first use: nothing else in the worker loads cryptography.x509
+
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
 def _is_ip(host: str) -> bool:
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))

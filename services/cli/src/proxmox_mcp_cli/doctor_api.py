@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from proxmox_mcp_api_worker.tls import certificate_not_after
 from proxmox_mcp_contracts.settings import ApiSettings
-from proxmox_mcp_runtime.metrics import certificate_not_after
 
 from proxmox_mcp_cli.doctor_report import Report
 

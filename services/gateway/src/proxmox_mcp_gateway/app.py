@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from mcp.server.transport_security import TransportSecuritySettings
 from proxmox_mcp_contracts.errors import ServiceFailure
-from proxmox_mcp_runtime import metrics as m
-from proxmox_mcp_runtime.metrics_http import HttpMetricsMiddleware, render_latest
+from proxmox_mcp_runtime.metrics.serve import render_latest
 
+from proxmox_mcp_gateway import __version__
 from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import BearerAuthMiddleware, TokenAuthenticator, TokenRecord, digest_secret
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
@@ -25,6 +25,14 @@ from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.jsonrpc_envelope import JsonRpcEnvelopeMiddleware
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.method_not_allowed import MethodNotAllowedFallback
+from proxmox_mcp_gateway.metrics import (
+    HttpMetricsMiddleware,
+    count_auth_failure,
+    health_listener,
+    observe_call,
+    observe_nats_request,
+    watch_gateway,
+)
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
 from proxmox_mcp_gateway.security import (
     audit_rejections,
@@ -34,7 +42,6 @@ from proxmox_mcp_gateway.security import (
     request_state_keys,
 )
 from proxmox_mcp_gateway.settings import GatewaySettings
-from proxmox_mcp_gateway.telemetry import install_gateway_metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,8 @@ class Gateway:
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
     register_startup_secrets(settings)
-    bus = WorkerBus(BusSettings(nats_url=settings.nats_url, heartbeat_interval=settings.heartbeat_interval))
+    bus = WorkerBus(BusSettings(nats_url=settings.nats_url, heartbeat_interval=settings.heartbeat_interval),
+                    observer=observe_nats_request)
     clusters = settings.cluster_names()
     limits = CallLimits(
         api_timeout=settings.api_timeout,
@@ -72,11 +80,12 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         default_cluster=clusters.default,
         clusters=clusters.known,
     )
-    executor = ToolExecutor(bus, limits, build_security(settings))
+    executor = ToolExecutor(bus, limits, build_security(settings, observer=observe_call))
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
-                           timeout=settings.probe_timeout, other_clusters=tuple(clusters.known))
+                           timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
+                           listener=health_listener(clusters.default))
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health)
-    install_gateway_metrics(gateway)
+    watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
 
@@ -171,7 +180,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
     # body cap -> JSON-RPC envelope check -> routes. Unauthenticated clients are turned away before their body
     # is read.
-    on_reject = audit_rejections(gw.audit, on_refused=m.count_auth_failure)
+    on_reject = audit_rejections(gw.audit, on_refused=count_auth_failure)
     app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),

@@ -29,7 +29,7 @@ from proxmox_mcp_contracts.subjects import (
     ssh_subject,
 )
 from proxmox_mcp_contracts.trace import TRACEPARENT
-from proxmox_mcp_runtime.discovery import gather_replies, gather_timed
+from proxmox_mcp_runtime.discovery import gather_timed
 from proxmox_mcp_runtime.worker import connect_nats
 
 from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
@@ -53,7 +53,7 @@ class WorkerBus:
 
     def __init__(self, settings: BusSettings, observer: RequestObserver | None = None) -> None:
         self.settings = settings
-        self.observer = observer
+        self._observer = observer
         self._nc: NatsClient | None = None
         self._beats: dict[str, asyncio.Event] = {}
 
@@ -127,8 +127,8 @@ class WorkerBus:
             outcome = exc.code.value
             raise
         finally:
-            if self.observer is not None:
-                self.observer(kind.value, outcome, time.perf_counter() - started)
+            if self._observer is not None:
+                self._observer(kind.value, outcome, time.perf_counter() - started)
 
     async def _request_once(
         self, kind: WorkerKind, subject: str, envelope: RequestEnvelope, *, idempotent: bool
@@ -203,11 +203,6 @@ class WorkerBus:
             return False
         return True
 
-    async def service_stats(self, kind: WorkerKind, timeout: float = 0.5) -> list[dict[str, Any]]:
-        return await self._gather(f"$SRV.STATS.{service_name(kind)}", timeout)
-
-    async def _gather(self, subject: str, timeout: float) -> list[dict[str, Any]]:
-        return await gather_replies(self._client(), subject, timeout)
 
 
 def _decode_reply(msg: Msg) -> dict[str, Any]:

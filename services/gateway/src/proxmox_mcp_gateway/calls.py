@@ -24,7 +24,6 @@ from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.trace import child_traceparent, trace_id_of
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.logs import log_context
 from proxmox_mcp_runtime.redact import DEFAULT_REDACTOR, Redactor
 from pydantic import BaseModel, ValidationError
@@ -36,6 +35,7 @@ from proxmox_mcp_gateway.catalog import TaskMode, ToolSpec
 from proxmox_mcp_gateway.clusters import ClusterNames
 from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending, bound_channel
 from proxmox_mcp_gateway.limits import CallLimiter
+from proxmox_mcp_gateway.metrics import CANCELLED, tool_in_flight
 from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
 from proxmox_mcp_gateway.tool_args import worker_payload
 from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
@@ -48,9 +48,6 @@ ConfirmHook = Callable[[ToolSpec, BaseModel, Caller, CallDecision], Awaitable[No
 """Called before dispatch when decision.destructive; raise ServiceFailure to refuse (confirm.ConfirmPolicy)."""
 CallObserver = Callable[[str, str, float, dict[str, Any]], None]
 """(tool, result code 'ok' or the ErrorCode value, seconds, error details) once per call: the metrics hook."""
-
-CANCELLED = "cancelled"
-"""The audit result of a call the client cancelled (not an error code: nothing failed, the client left)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +171,7 @@ class ToolExecutor:
                         await sec.audit.append({**record, "event": "tool_call_started",
                                                 "decision": decision.as_record()})
                     dispatched = True
-                    with metrics.tool_in_flight(spec.name):
+                    with tool_in_flight(spec.name):
                         result = await self._dispatch(spec, args, caller, cluster, progress, request_id, state)
             except ServiceFailure as exc:
                 raise self._clean(exc) from None

@@ -78,7 +78,7 @@ class HealthMonitor:
         self.cluster = cluster
         self.interval = interval
         self.timeout = timeout
-        self.listener = listener
+        self._listener = listener
         self.checks: dict[str, CheckState] = {name: CheckState() for name in CHECK_NAMES}
         self.other_clusters: dict[str, dict[str, CheckState]] = {
             name: {check: CheckState() for check in TARGET_CHECKS} for name in other_clusters if name != cluster
@@ -169,8 +169,8 @@ class HealthMonitor:
              observed_at: float | None = None, cluster: str | None = None, **detail: Any) -> None:
         cluster = cluster or self.cluster
         state = self.other_clusters[cluster][name] if cluster != self.cluster else self.checks[name]
-        if state.record(ok, latency_ms, error, observed_at=observed_at, **detail) and self.listener is not None:
-            self.listener(name, state, cluster)
+        if state.record(ok, latency_ms, error, observed_at=observed_at, **detail) and self._listener is not None:
+            self._listener(name, state, cluster)
 
     def report(self) -> dict[str, Any]:
         checks = {name: state.as_dict() for name, state in self.checks.items()}

@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from proxmox_mcp_gateway.access import AccessPolicy
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
-from proxmox_mcp_gateway.calls import CallSecurity
+from proxmox_mcp_gateway.calls import CallObserver, CallSecurity
 from proxmox_mcp_gateway.confirm import ConfirmPolicy
 from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook, parse_networks
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
@@ -48,7 +48,7 @@ def load_command_profiles(settings: GatewaySettings) -> dict[str, ProfileSpec]:
     return load_profiles_file(settings.command_profiles) if settings.command_profiles is not None else {}
 
 
-def build_security(settings: GatewaySettings) -> CallSecurity:
+def build_security(settings: GatewaySettings, observer: CallObserver | None = None) -> CallSecurity:
     limiter = CallLimiter(per_token=RateSpec.parse(settings.rate_limit),
                           per_tool=parse_tool_rates(settings.tool_rate_limits),
                           max_concurrent=settings.max_concurrent_per_token)
@@ -60,7 +60,7 @@ def build_security(settings: GatewaySettings) -> CallSecurity:
     if not settings.confirm_destructive:
         log.warning("destructive calls run without confirmation (PMCP_CONFIRM_DESTRUCTIVE=false)")
     confirm = ConfirmPolicy(enabled=settings.confirm_destructive, timeout=settings.confirm_timeout)
-    return CallSecurity(access=access, limiter=limiter, audit=audit, confirm=confirm)
+    return CallSecurity(access=access, limiter=limiter, audit=audit, confirm=confirm, observer=observer)
 
 
 def request_state_keys(settings: GatewaySettings) -> list[bytes] | None:

@@ -11,10 +11,10 @@ from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.subjects import ApiOp, WorkerKind
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.redact import Redactor
 
 from proxmox_mcp_gateway.bus import WorkerBus
+from proxmox_mcp_gateway.metrics import observe_task_wait
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 
@@ -56,10 +56,10 @@ class TaskFollower:
                         await progress(float(step + 1), float(step + 1), self.redactor.redact_text(
                             f"task finished: {task.exitstatus}"))
                     outcome = "ok" if task.exitstatus == "OK" else "failed"
-                    metrics.observe_task_wait(cluster, outcome, time.monotonic() - began)
+                    observe_task_wait(cluster, outcome, time.monotonic() - began)
                     return task
                 if time.monotonic() - began >= timeout:
-                    metrics.observe_task_wait(cluster, "timeout", time.monotonic() - began)
+                    observe_task_wait(cluster, "timeout", time.monotonic() - began)
                     raise ServiceFailure(
                         ErrorCode.TIMEOUT,
                         f"task {upid} still running after {timeout:g} s; it goes on in Proxmox (follow it with "
@@ -69,5 +69,5 @@ class TaskFollower:
                 await asyncio.sleep(self.poll_interval)
         except ServiceFailure as exc:
             if exc.code is not ErrorCode.TIMEOUT or "upid" not in exc.info.details:
-                metrics.observe_task_wait(cluster, "error", time.monotonic() - began)
+                observe_task_wait(cluster, "error", time.monotonic() - began)
             raise

@@ -8,8 +8,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_contracts.subjects import SSH_SERVICE_NAME
-from proxmox_mcp_runtime import metrics
 from proxmox_mcp_runtime.config import ConfigError
+from proxmox_mcp_runtime.metrics.ssh import (
+    declare_ssh_cluster,
+    observe_ssh_command,
+    observe_ssh_connect,
+    set_ssh_pool_size,
+)
+from proxmox_mcp_runtime.metrics.worker import watch_worker, worker_observer
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
 from proxmox_mcp_runtime.worker_main import load_worker, worker_main
@@ -31,10 +37,10 @@ def _version() -> str:
 def record_pool_event(cluster: str, pool: SshPool, event: SshEvent) -> None:
     """Pool events → Prometheus metrics (labels: cluster and outcome only, never host names)."""
     if event.kind == "connect":
-        metrics.observe_ssh_connect(cluster, event.outcome, event.seconds, reconnect=event.reconnect)
+        observe_ssh_connect(cluster, event.outcome, event.seconds, reconnect=event.reconnect)
     elif event.kind == "command":
-        metrics.observe_ssh_command(cluster, event.outcome, truncated=event.truncated)
-    metrics.set_ssh_pool_size(cluster, pool.connections_open)
+        observe_ssh_command(cluster, event.outcome, truncated=event.truncated)
+    set_ssh_pool_size(cluster, pool.connections_open)
 
 
 def build_worker(config: ProxmoxConfig, settings: SshWorkerSettings,
@@ -45,7 +51,7 @@ def build_worker(config: ProxmoxConfig, settings: SshWorkerSettings,
         version=_version(),
         endpoints=worker.endpoints(),
         description="Runs vetted commands on Proxmox hosts over pooled SSH connections",
-        observer=metrics.worker_observer("ssh"),
+        observer=worker_observer("ssh"),
     )
     return worker, runtime
 
@@ -57,7 +63,9 @@ async def run(config: ProxmoxConfig, settings: SshWorkerSettings, stop: asyncio.
     problems = await asyncio.to_thread(worker.check_configuration)
     for problem in problems:
         log.error("ssh configuration problem: calls will fail until it is fixed", extra={"problem": problem})
-    metrics.track_worker_in_flight("ssh", lambda: runtime.inflight)
+    for cluster in worker.clusters:
+        declare_ssh_cluster(cluster)
+    watch_worker("ssh", runtime)
     try:
         await serve_until_stopped(settings.nats_url, runtime, drain_timeout=settings.drain_timeout, stop=stop)
     finally:

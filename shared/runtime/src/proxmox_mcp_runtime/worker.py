@@ -13,9 +13,8 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.micro import add_service
 from nats.micro.request import Request
-from nats.micro.service import Service
+from nats.micro.service import Service, ServiceConfig
 from proxmox_mcp_contracts.envelope import ReplyEnvelope, RequestEnvelope, Scope, encode_error
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.subjects import QUEUE_GROUP
@@ -24,12 +23,13 @@ from pydantic import ValidationError
 
 from proxmox_mcp_runtime.logs import bind_log_context
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
+from proxmox_mcp_runtime.service_stats import EndpointCounts, start_measured_service
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RequestEnvelope], Awaitable[dict[str, Any]]]
 Observer = Callable[[str, str, float], None]
-"""Called after each request with (op, outcome code or "ok", seconds)."""
+"""Called after each request with (op, outcome code or "ok", seconds), e.g. metrics.worker.worker_observer."""
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,30 @@ class WorkerRuntime:
     endpoints: Sequence[Endpoint]
     description: str = ""
     observer: Observer | None = None
-    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
+    _counts: dict[str, EndpointCounts] = field(init=False)
     _service: Service | None = None
     _nc: NatsClient | None = None
+
+    def __post_init__(self) -> None:
+        names = [endpoint.name for endpoint in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoint names must be unique within {self.service_name}: {sorted(names)}")
+        self._counts = {name: EndpointCounts() for name in names}
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def nats_client(self) -> NatsClient | None:
+        return self._nc
+
     async def start(self, nc: NatsClient) -> Service:
         self._nc = nc
-        svc = await add_service(
-            nc,
-            name=self.service_name,
-            version=self.version,
-            description=self.description or None,
-            queue_group=QUEUE_GROUP,
-        )
+        config = ServiceConfig(name=self.service_name, version=self.version,
+                               description=self.description or None, queue_group=QUEUE_GROUP)
+        svc = await start_measured_service(nc, config, self._counts)
         for endpoint in self.endpoints:
             await svc.add_endpoint(
                 name=endpoint.name,
@@ -80,15 +87,17 @@ class WorkerRuntime:
     def _dispatcher(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[None]]:
         # nats.micro awaits the handler inline, which would serialize every call on an
         # endpoint: hand each request to its own task instead.
+        counts = self._counts[endpoint.name]
+
         async def dispatch(request: Request) -> None:
-            task = asyncio.create_task(self._serve(endpoint, request))
+            counts.arrived()
+            task = asyncio.create_task(self._serve(endpoint, request, counts, time.perf_counter_ns()))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
         return dispatch
 
-    async def _serve(self, endpoint: Endpoint, request: Request) -> None:
-        started = time.perf_counter()
+    async def _serve(self, endpoint: Endpoint, request: Request, counts: EndpointCounts, arrived_ns: int) -> None:
         outcome = "ok"
         heartbeat: asyncio.Task[None] | None = None
         hide_internals = True  # until the envelope says the caller is an admin
@@ -123,6 +132,9 @@ class WorkerRuntime:
             about_input = exc.code in (ErrorCode.POLICY_DENIED, ErrorCode.INVALID_ARGUMENT)
             message = sanitize_error(exc.info.message, hide_internals=hide_internals and not about_input)
             await _respond_error(request, exc.info.model_copy(update={"message": message}))
+        except asyncio.CancelledError:
+            outcome = ErrorCode.UNAVAILABLE.value  # cut off by a drain that ran out of time: no reply went out
+            raise
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
             log.error("handler failed", extra={"op": endpoint.op, "error_type": type(exc).__name__}, exc_info=False)
@@ -132,7 +144,10 @@ class WorkerRuntime:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
-            seconds = time.perf_counter() - started
+            # One measurement, from arrival to reply, for both STATS and the observer (the worker's metrics).
+            elapsed_ns = time.perf_counter_ns() - arrived_ns
+            counts.finished_with(outcome, elapsed_ns)
+            seconds = elapsed_ns / 1e9
             if outcome != "ok":
                 log.info("request failed", extra={"op": endpoint.op, "code": outcome,
                                                   "duration_ms": round(seconds * 1000, 2)})

@@ -17,7 +17,7 @@ from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
-from proxmox_mcp_runtime.metrics_http import MetricsConfigError, serve_metrics_from_env
+from proxmox_mcp_runtime.metrics.serve import MetricsConfigError, serve_metrics_from_env
 from proxmox_mcp_runtime.settings_errors import describe_settings_error
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ EventKind = Literal["connect", "command", "disconnect"]
 
 @dataclass(frozen=True)
 class SshEvent:
-    """What the pool did, for metrics and logs. Labels match proxmox_mcp_runtime.metrics.
+    """What the pool did, for metrics and logs. Labels match proxmox_mcp_runtime.metrics.ssh.
 
     connect: outcome ok | auth_failed | host_key_mismatch | unreachable | timeout | error; reconnect
     is True when a dead connection was replaced. command: outcome ok | nonzero | timeout | error (the

@@ -1,34 +1,24 @@
-"""Serving the metrics: a /metrics port for workers, an ASGI app and middleware for the gateway."""
+"""Serving the registry: a /metrics port of its own (workers), or the exposition for a route (the gateway)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from threading import Thread
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, make_asgi_app, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
-from proxmox_mcp_runtime.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, REGISTRY, set_build_info, status_class
+from proxmox_mcp_runtime.metrics.process import set_build_info
+from proxmox_mcp_runtime.metrics.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
 PORT_ENV = "PMCP_METRICS_PORT"
 HOST_ENV = "PMCP_METRICS_HOST"
 DEFAULT_HOST = "127.0.0.1"
-GATEWAY_HANDLERS = frozenset(
-    {"/mcp", "/api/mcp", "/api/mcp/tools/list", "/api/mcp/tools/call", "/health", "/health/ready", "/metrics"}
-)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class MetricsConfigError(ValueError):
@@ -91,41 +81,3 @@ def serve_metrics_from_env(service: str, version: str, env: Mapping[str, str] | 
 def render_latest() -> tuple[bytes, str]:
     """The exposition body and its content type, for a framework route of your own."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def metrics_asgi_app() -> AsgiApp:
-    """Mount at /metrics (before any catch-all mount): app.mount("/metrics", metrics_asgi_app())."""
-    return make_asgi_app(registry=REGISTRY)  # type: ignore[return-value]
-
-
-class HttpMetricsMiddleware:
-    """Pure ASGI (streams pass through untouched): counts requests and their latency per known handler."""
-
-    def __init__(self, app: AsgiApp, handlers: Iterable[str] = GATEWAY_HANDLERS) -> None:
-        self.app = app
-        self.handlers = frozenset(handlers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
-            await self.app(scope, receive, send)
-            return
-        path = str(scope.get("path", "")).rstrip("/") or "/"
-        handler = path if path in self.handlers else "other"
-        method = str(scope.get("method", "GET")).upper()
-        status: list[int] = []
-        started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            if message.get("type") == "http.response.start":
-                status.append(int(message.get("status", 0)))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            code = status[0] if status else 500
-            HTTP_REQUESTS.labels(handler, method if method in _METHODS else "other", status_class(code)).inc()
-            HTTP_REQUEST_DURATION.labels(handler).observe(time.perf_counter() - started)
-
-
-_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
