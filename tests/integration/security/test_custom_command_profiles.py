@@ -61,11 +61,8 @@ def sim(demo: DemoStack) -> Iterator[SimClient]:
 
 @pytest.fixture
 async def nc(demo: DemoStack) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(demo.nats_url)
-    try:
+    async with await nats.connect(demo.nats_url) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _running(sim: SimClient, kind: str) -> dict[str, Any]:
