@@ -117,18 +117,23 @@ if [ ! -e "$CREDS/clusters.toml" ]; then
   say "wrote a template $CREDS/clusters.toml: edit it for your cluster"
 fi
 [ -e "$CREDS/known_hosts" ] || : > "$CREDS/known_hosts"
+if [ ! -e "$CREDS/command_profiles.toml" ]; then
+  echo "# Extra command profiles for the gateway and both workers (README.md: What a call may do)." \
+    > "$CREDS/command_profiles.toml"
+fi
 NEW_KEY=0
 if [ ! -e "$CREDS/id_ed25519" ]; then
   "$VENV/bin/proxmox-mcp" keygen --out "$CREDS/id_ed25519" --comment "proxmox-mcp@$(hostname)" >/dev/null
   NEW_KEY=1
 fi
-for secret in gateway-token clusters.toml id_ed25519 known_hosts; do
+for secret in gateway-token clusters.toml id_ed25519 known_hosts command_profiles.toml; do
   if [ -n "$(find "$CREDS/$secret" -perm /077 2>/dev/null)" ]; then
     chmod 0600 "$CREDS/$secret"
     say "tightened $CREDS/$secret to 0600 (it was readable by others)"
   fi
 done
-chmod 0600 "$CREDS/gateway-token" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519"
+chmod 0600 "$CREDS/gateway-token" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519" \
+  "$CREDS/command_profiles.toml"
 [ ! -e "$CREDS/id_ed25519.pub" ] || chmod 0644 "$CREDS/id_ed25519.pub"
 own -R root:root "$CREDS"
 umask 022

@@ -3,6 +3,7 @@ services read, owned by the service user with mode 0600, on volumes only the ser
 
   worker dir   clusters.toml (+ the SSH key, known_hosts, CA file it names)  -> ssh-worker, api-worker
   gateway dir  token (the bearer token; generated once when none is given)   -> gateway
+  both dirs    command_profiles.toml (extra command profiles; empty if none) -> gateway and both workers
   grafana dir  admin_password (generated once when none is given)            -> grafana
 
 With the `demo` profile the simulator (pve-sim) runs: when its host name resolves and its ready file exists,
@@ -24,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig, ProxmoxConfig
+from proxmox_mcp_runtime.command_policy import ProfileConfigError, load_profiles_file
 from proxmox_mcp_runtime.config import ConfigError, dump_config_toml, load_config_file, load_proxmox_config
 
 CLUSTERS_FILE = "clusters.toml"
 GATEWAY_TOKEN = "gateway_token"
 GRAFANA_PASSWORD = "grafana_admin_password"
+COMMAND_PROFILES = "command_profiles.toml"
+NO_PROFILES = b"# No extra command profiles: the built-in ones only (put yours in ./config/command_profiles.toml)\n"
 
 
 class PrepareError(Exception):
@@ -180,6 +184,24 @@ def provide_secret(source: Path, shown_source: str, name: str, target: Path,
     return "generated"
 
 
+def provide_command_profiles(source: Path, shown_source: str, targets: list[Path],
+                             owner: tuple[int, int] | None) -> str:
+    """The same profiles file for the gateway and both workers (PMCP_COMMAND_PROFILES): the operator's, checked
+    with the loader the services use, or an empty one. Returns what happened."""
+    given = source / COMMAND_PROFILES
+    shown = f"{shown_source}/{COMMAND_PROFILES}"
+    data, how = NO_PROFILES, "none given (built-in profiles only)"
+    if given.is_file():
+        try:
+            names = sorted(load_profiles_file(given))
+        except ProfileConfigError as exc:
+            raise PrepareError(str(exc).replace(str(given), shown)) from None
+        data, how = given.read_bytes(), f"{', '.join(names) or 'none'} from {shown}"
+    for target in targets:
+        write_private(target / COMMAND_PROFILES, data, owner)
+    return how
+
+
 def prepare(args: argparse.Namespace) -> list[str]:
     source = Path(args.source)
     owner = _owner(args.owner)
@@ -200,6 +222,8 @@ def prepare(args: argparse.Namespace) -> list[str]:
     how = provide_secret(source, args.shown_source, GATEWAY_TOKEN, gateway_dir / "token", owner)
     report.append(f"gateway bearer token: {how}; show it with `docker compose exec gateway cat "
                   f"{gateway_dir / 'token'}`")
+    how = provide_command_profiles(source, args.shown_source, [worker_dir, gateway_dir], owner)
+    report.append(f"command profiles: {how}")
     if args.grafana_dir:
         grafana_dir = Path(args.grafana_dir)
         grafana_owner = _owner(args.grafana_owner) or owner

@@ -53,6 +53,12 @@ class SimClient:
         response.raise_for_status()
         return response.json()["data"]
 
+    def put(self, path: str, **data: Any) -> Any:
+        """Change the simulator's state directly (test set-up that is not what a test checks)."""
+        response = self._client.put(path, data=data)
+        response.raise_for_status()
+        return response.json()["data"]
+
     def close(self) -> None:
         self._client.close()
 

@@ -23,6 +23,8 @@ BAD_SETTINGS = {
     "event-loop": ({"PMCP_EVENT_LOOP": "tokio"}, "PMCP_EVENT_LOOP='tokio' is not one of auto, uvloop, asyncio"),
     "rate-limit": ({"PMCP_RATE_LIMIT": "lots"}, "PMCP_RATE_LIMIT: rate limit 'lots': expected N/PERIOD"),
     "port": ({"PMCP_PORT": "70000"}, "PMCP_PORT: Input should be less than or equal to 65535"),
+    "command-profiles": ({"PMCP_COMMAND_PROFILES": "/nonexistent/profiles.toml"},
+                         "PMCP_COMMAND_PROFILES: /nonexistent/profiles.toml does not exist"),
 }
 CASES = [(entry, bad) for entry in ENTRY_POINTS for bad in BAD_SETTINGS
          if not (entry == "demo" and bad == "port")]  # the demo takes its port from --port

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proxmox_mcp_runtime.command_policy import load_profiles_file
 
 from tests.support.compose import NativeService, NativeStack, compose_model, container_ports, native_service
 
@@ -167,6 +168,51 @@ def test_the_original_environment_variables_work_with_files_in_the_config_dir(st
     cluster = step.worker_config()["clusters"][0]
     assert cluster["hosts"] == [{"node": "10.0.0.11", "address": "10.0.0.11"}]
     assert Path(cluster["ssh"]["key_path"]).is_file()
+
+
+PROFILES = '[profiles.hostinfo]\n[[profiles.hostinfo.rules]]\nprogram = "hostname"\n'
+
+
+def _service_env(model: dict[str, Any], service: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (model["services"][service].get("environment") or {}).items()}
+
+
+def test_the_gateway_and_both_workers_are_given_one_command_profiles_file(
+    model: dict[str, Any], step: ConfigStep
+) -> None:
+    step.add_key()
+    step.write("clusters.toml", CLUSTERS)
+    step.write("command_profiles.toml", PROFILES, mode=0o644)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert "command profiles: hostinfo from ./config/command_profiles.toml" in result.stdout
+    volumes = {"gateway": step.gateway_dir, "ssh-worker": step.worker_dir, "api-worker": step.worker_dir}
+    for service, volume in volumes.items():
+        path = Path(_service_env(model, service)["PMCP_COMMAND_PROFILES"])
+        copied = volume / path.name
+        assert copied.read_text() == PROFILES, service
+        assert _owner_and_mode(copied) == (OWNER, 0o600), service
+        assert set(load_profiles_file(copied)) == {"hostinfo"}
+
+
+def test_without_a_command_profiles_file_the_services_get_the_built_in_profiles_only(step: ConfigStep) -> None:
+    step.add_key()
+    step.write("clusters.toml", CLUSTERS)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert "command profiles: none given (built-in profiles only)" in result.stdout
+    for volume in (step.gateway_dir, step.worker_dir):
+        assert load_profiles_file(volume / "command_profiles.toml") == {}
+
+
+def test_an_unusable_command_profiles_file_is_refused_naming_it(step: ConfigStep) -> None:
+    step.add_key()
+    step.write("clusters.toml", CLUSTERS)
+    step.write("command_profiles.toml", '[[profiles.x.rules]]\nprogram = "ls"\nscope = "god"\n')
+    result = step.run()
+    assert result.returncode == 2
+    assert "./config/command_profiles.toml: profiles.x.rules[0].scope" in result.stderr, result.stderr
+    assert str(step.source) not in result.stderr
 
 
 def test_with_the_simulator_up_the_workers_get_its_cluster(model: dict[str, Any], tmp_path: Path) -> None:

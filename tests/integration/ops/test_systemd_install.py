@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from proxmox_mcp_runtime.command_policy import load_profiles_file
 from proxmox_mcp_runtime.config import load_config_file
 
 from tests.support.procs import VENV_BIN
@@ -66,7 +67,7 @@ def test_config_and_credentials_have_owner_only_modes(installed: ScratchInstall)
     uid, gid = installed.ids()
     assert _mode(installed.etc) == (0, gid, 0o750)
     assert _mode(installed.credentials) == (0, 0, 0o700)
-    for name in ("gateway-token", "clusters.toml", "id_ed25519", "known_hosts"):
+    for name in ("gateway-token", "clusters.toml", "id_ed25519", "known_hosts", "command_profiles.toml"):
         assert _mode(installed.credentials / name) == (0, 0, 0o600), name
     assert _mode(installed.credentials / "id_ed25519.pub")[2] == 0o644
     assert _mode(installed.root / "var" / "lib" / "proxmox-mcp") == (uid, gid, 0o750)
@@ -135,14 +136,24 @@ def test_every_service_is_sandboxed_and_restarts_on_failure(unit: str) -> None:
 
 def test_secrets_reach_the_services_only_as_credentials() -> None:
     gateway = unit_credentials(UNIT_SOURCE / "proxmox-mcp-gateway.service")
-    assert gateway == {"gateway-token": Path("/etc/proxmox-mcp/credentials/gateway-token")}
+    assert set(gateway) == {"gateway-token", "command_profiles.toml"}
+    assert gateway["gateway-token"] == Path("/etc/proxmox-mcp/credentials/gateway-token")
     ssh = unit_credentials(UNIT_SOURCE / "proxmox-mcp-ssh-worker.service")
-    assert set(ssh) == {"clusters.toml", "id_ed25519", "known_hosts"}
+    assert set(ssh) == {"clusters.toml", "id_ed25519", "known_hosts", "command_profiles.toml"}
     api = unit_credentials(UNIT_SOURCE / "proxmox-mcp-api-worker.service")
-    assert set(api) == {"clusters.toml"}
+    assert set(api) == {"clusters.toml", "command_profiles.toml"}
     for unit in SERVICES:
         text = (UNIT_SOURCE / unit).read_text()
         assert "TOKEN_VALUE" not in text and "PASSWORD" not in text and "PASSPHRASE" not in text
+
+
+def test_the_gateway_and_both_workers_read_one_command_profiles_file(installed: ScratchInstall) -> None:
+    units = ("proxmox-mcp-gateway.service", "proxmox-mcp-ssh-worker.service", "proxmox-mcp-api-worker.service")
+    sources = {unit_credentials(UNIT_SOURCE / unit)["command_profiles.toml"] for unit in units}
+    assert sources == {Path("/etc/proxmox-mcp/credentials/command_profiles.toml")}
+    for unit in units:
+        assert "Environment=PMCP_COMMAND_PROFILES=%d/command_profiles.toml" in (UNIT_SOURCE / unit).read_text()
+    assert load_profiles_file(installed.credentials / "command_profiles.toml") == {}
 
 
 def test_the_template_config_names_its_key_relative_to_itself(installed: ScratchInstall) -> None:

@@ -290,11 +290,12 @@ async def test_the_observer_sees_every_call_with_its_code_and_which_limit_refuse
 
 
 async def test_configured_command_profiles_are_used_and_bad_files_refused(tmp_path: Path) -> None:
-    from proxmox_mcp_gateway.security import SecurityConfigError, load_profiles_file
+    from proxmox_mcp_gateway.security import SecurityConfigError, load_command_profiles
+    from proxmox_mcp_gateway.settings import GatewaySettings
 
     good = tmp_path / "profiles.toml"
     good.write_text('[profiles.uptime-only]\n[[profiles.uptime-only.rules]]\nprogram = "uptime"\n')
-    profiles = load_profiles_file(good)
+    profiles = load_command_profiles(GatewaySettings(command_profiles=good))
     bus = FakeBus()
     sec = CallSecurity(access=AccessPolicy(extra_profiles=profiles), audit=AuditLog(tmp_path / "a.jsonl"))
     executor = ToolExecutor(cast(Any, bus), CallLimits(), sec)
@@ -306,7 +307,7 @@ async def test_configured_command_profiles_are_used_and_bad_files_refused(tmp_pa
     assert unknown.code is ErrorCode.POLICY_DENIED
     bad = tmp_path / "bad.json"
     bad.write_text('{"profiles": {"x": {"rules": "nope"}}}')
-    with pytest.raises(SecurityConfigError, match="bad.json"):
-        load_profiles_file(bad)
+    with pytest.raises(SecurityConfigError, match="^PMCP_COMMAND_PROFILES: .*bad.json"):
+        load_command_profiles(GatewaySettings(command_profiles=bad))
     with pytest.raises(SecurityConfigError, match="does not exist"):
-        load_profiles_file(tmp_path / "missing.toml")
+        load_command_profiles(GatewaySettings(command_profiles=tmp_path / "missing.toml"))

@@ -9,36 +9,20 @@ like the ssh-worker's (stdout and stderr together, `truncated` when cut).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from proxmox_mcp_contracts import tools_extra as x
-from proxmox_mcp_contracts.envelope import Caller, Scope
+from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
-from proxmox_mcp_runtime.command_policy import evaluate_command
+from proxmox_mcp_runtime.command_policy import ProfileSpec, authorize_command
+from proxmox_mcp_runtime.command_reply import fit_reply
 
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations, Guest
 from proxmox_mcp_api_worker.values import as_int, flag, seg
 
-TOOL_SCOPE = Scope.EXEC
-"""guest_exec runs commands, like execute_command: exec scope at least (DESIGN.md)."""
 FIRST_POLL = 0.05
-_ENVELOPE_ALLOWANCE = 1024
-
-
-def authorize_guest_command(command: str, caller: Caller) -> list[str]:
-    """The approved argv for command under the caller's profile; raises policy_denied / permission_denied."""
-    decision = evaluate_command(command, caller.command_profile)
-    if not decision.allowed:
-        raise ServiceFailure(ErrorCode.POLICY_DENIED, "command refused by policy: " + decision.reason)
-    needed = decision.required_scope if decision.required_scope.includes(TOOL_SCOPE) else TOOL_SCOPE
-    if not caller.scope.includes(needed):
-        raise ServiceFailure(ErrorCode.PERMISSION_DENIED,
-                             f"this command needs scope {needed.value}; the caller has {caller.scope.value}")
-    if not decision.argv:
-        raise ServiceFailure(ErrorCode.POLICY_DENIED, "command refused by policy: nothing to run")
-    return list(decision.argv)
 
 
 def _agent_failure(exc: ServiceFailure, guest: Guest) -> ServiceFailure:
@@ -64,24 +48,11 @@ def cap_output(stdout: str, stderr: str, limit: int) -> tuple[str, str, bool]:
     return out.decode(errors="ignore"), err.decode(errors="ignore"), True
 
 
-def fit_reply(result: x.GuestExecResult, limit: int) -> x.GuestExecResult:
-    """Cut stdout/stderr further so the JSON reply stays under limit bytes (escaping can grow text up to 6x)."""
-    for _ in range(8):
-        size = len(result.model_dump_json()) + _ENVELOPE_ALLOWANCE
-        if size <= limit:
-            return result
-        keep = max(0.0, 1 - (size - limit) / max(len(json.dumps(result.stdout + result.stderr)), 1)) * 0.98
-        result = result.model_copy(update={
-            "stdout": result.stdout[: int(len(result.stdout) * keep)],
-            "stderr": result.stderr[: int(len(result.stderr) * keep)],
-            "truncated": True,
-        })
-    return result.model_copy(update={"stdout": "", "stderr": "", "truncated": True})
-
-
 async def guest_exec(ops: ClusterOperations, args: x.GuestExecArgs, budget: Budget, caller: Caller, *,
-                     max_output: int, max_reply: int, poll: float) -> x.GuestExecResult:
-    argv = authorize_guest_command(args.command, caller)
+                     profiles: Mapping[str, ProfileSpec], max_output: int, max_reply: int,
+                     poll: float) -> x.GuestExecResult:
+    """profiles: the configured command profiles beside the built-in ones (PMCP_COMMAND_PROFILES)."""
+    argv = authorize_command(args.command, caller, extra_profiles=profiles).argv
     guest = await ops.locate(args.vmid, args.node, budget)
     if guest.type != "qemu":
         raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"{args.vmid} is an LXC container: containers have no "

@@ -14,6 +14,7 @@ from proxmox_mcp_contracts.envelope import RequestEnvelope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
 from proxmox_mcp_contracts.subjects import ApiOp, api_subject, endpoint_name
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import BaseModel, ValidationError
 
@@ -68,11 +69,7 @@ OPERATIONS: dict[ApiOp, tuple[type[BaseModel] | None, Operation]] = {
 
 
 def argument_error(op: ApiOp, exc: ValidationError) -> ServiceFailure:
-    """Name each bad argument and why, without echoing the rejected values."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
-    )
-    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid {op.value} arguments: {problems}")
+    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid {op.value} arguments: {describe_validation_error(exc)}")
 
 
 class ApiWorker:
@@ -130,8 +127,8 @@ class ApiWorker:
                 assert isinstance(args, x.GuestExecArgs)
                 result = await guest_exec(
                     ops, args, ops.budget(envelope.deadline), envelope.caller,
-                    max_output=self.clusters[cluster].ssh.max_output_bytes, max_reply=self.settings.max_reply_bytes,
-                    poll=self.settings.guest_exec_poll,
+                    profiles=self.settings.extra_profiles, max_output=self.clusters[cluster].ssh.max_output_bytes,
+                    max_reply=self.settings.max_reply_bytes, poll=self.settings.guest_exec_poll,
                 )
                 log.info("guest command finished", extra={
                     "cluster": cluster, "vmid": result.vmid, "node": result.node, "exit_code": result.exit_code,

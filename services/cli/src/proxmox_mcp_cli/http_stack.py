@@ -20,11 +20,12 @@ from pathlib import Path
 
 import uvicorn
 from proxmox_mcp_gateway.app import Gateway, build_app
+from proxmox_mcp_gateway.security import load_command_profiles
 from proxmox_mcp_gateway.server import START_ERRORS, refuse_start, uvicorn_config
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import SecretStr
 
-from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo
+from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo, shared_worker_env
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,21 @@ async def _wait_ready(gateway: Gateway, server: uvicorn.Server, stack: EmbeddedS
 async def run_http_stack(
     options: HttpStackOptions, prepare: Callable[[EmbeddedStack], StackInfo], *, demo: bool
 ) -> int:
+    token = options.token or secrets.token_urlsafe(32)
+    try:  # before anything starts
+        checked = GatewaySettings(host=options.host, port=options.port, token=SecretStr(token))
+        load_command_profiles(checked)
+    except START_ERRORS as exc:
+        return refuse_start(exc)
     workdir = Path(tempfile.mkdtemp(prefix="proxmox-mcp-"))
-    stack = EmbeddedStack(workdir, log_level=options.log_level)
+    stack = EmbeddedStack(workdir, log_level=options.log_level,
+                          worker_env=shared_worker_env(checked.command_profiles))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        token = options.token or secrets.token_urlsafe(32)
         try:
-            GatewaySettings(host=options.host, port=options.port, token=SecretStr(token))  # before anything starts
             info = prepare(stack)
             # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
             settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, HostConfig, ProxmoxConfig, SshSettings
+from proxmox_mcp_runtime.command_policy import PROFILES_ENV
 from proxmox_mcp_runtime.config import dump_config_toml
 from pydantic import SecretStr
 
@@ -26,10 +27,17 @@ class StackInfo:
     sim: dict[str, Any] | None = None
 
 
+def shared_worker_env(command_profiles: Path | None) -> dict[str, str]:
+    """The settings the workers must share with the gateway: its extra command profiles file (absolute)."""
+    return {} if command_profiles is None else {PROFILES_ENV: str(command_profiles.resolve())}
+
+
 @dataclass
 class EmbeddedStack:
     workdir: Path
     log_level: str = "INFO"
+    worker_env: dict[str, str] = field(default_factory=dict[str, str])
+    """Given to both workers on top of the environment (see shared_worker_env)."""
     group: ChildGroup = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,7 +77,7 @@ class EmbeddedStack:
 
     def start_workers(self, nats_url: str, config_path: Path, extra_env: dict[str, str] | None = None) -> None:
         env = {"NATS_URL": nats_url, "PMCP_CONFIG": str(config_path), "LOG_LEVEL": self.log_level,
-               **(extra_env or {})}
+               **self.worker_env, **(extra_env or {})}
         for name in ("ssh-worker", "api-worker"):
             self.group.start(name, [sys.executable, "-m", "proxmox_mcp_cli.main", name], env=env)
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_gateway.catalog import TOOLS
-from proxmox_mcp_gateway.security import SecurityConfigError, load_profiles_file
 from proxmox_mcp_gateway.tokens import TokenEntry, TokenStore, TokenStoreError, default_state_dir, parse_expiry
-from proxmox_mcp_runtime.command_policy import PROFILES
+from proxmox_mcp_runtime.command_policy import PROFILES, PROFILES_ENV, ProfileConfigError, load_configured_profiles
 
 
 def store_path(explicit: Path | None) -> Path:
@@ -27,10 +26,9 @@ def store_path(explicit: Path | None) -> Path:
 
 
 def known_profiles() -> set[str]:
-    extra = os.environ.get("PMCP_COMMAND_PROFILES")
     try:
-        return set(PROFILES) | (set(load_profiles_file(Path(extra))) if extra else set())
-    except SecurityConfigError as exc:
+        return set(PROFILES) | set(load_configured_profiles(os.environ.get(PROFILES_ENV)))
+    except ProfileConfigError as exc:
         raise TokenStoreError(str(exc)) from None
 
 

@@ -11,7 +11,7 @@ from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller, Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
-from proxmox_mcp_runtime.command_policy import ProfileSpec, evaluate_command
+from proxmox_mcp_runtime.command_policy import ProfileSpec, authorize_command
 from pydantic import BaseModel
 
 from proxmox_mcp_gateway.api_policy import check_api_call, destructive_api_call
@@ -45,7 +45,7 @@ class CallDecision:
 class AccessPolicy:
     read_only: bool = False
     """Server-wide read-only mode: every caller is treated as a read-scope caller."""
-    extra_profiles: Mapping[str, ProfileSpec] = field(default_factory=dict)
+    extra_profiles: Mapping[str, ProfileSpec] = field(default_factory=dict[str, ProfileSpec])
     """Command profiles from configuration, beside the built-in readonly/operator/admin."""
     exposed: frozenset[str] | None = None
     """The tools this deployment offers (tool profile / PMCP_TOOLS); None = every tool."""
@@ -102,13 +102,6 @@ class AccessPolicy:
                             required_scope=needed.value, destructive=spec.destructive_call(args))
 
     def _authorize_command(self, args: CommandArgs, caller: Caller, scope: Scope) -> CallDecision:
-        decision = evaluate_command(args.command, caller.command_profile, extra_profiles=self.extra_profiles or None)
-        if not decision.allowed:
-            raise ServiceFailure(ErrorCode.POLICY_DENIED, "command refused by policy: " + decision.reason,
-                                 details={"profile": decision.profile})
-        needed = decision.required_scope if decision.required_scope.includes(Scope.EXEC) else Scope.EXEC
-        if not scope.includes(needed):
-            raise ServiceFailure(ErrorCode.PERMISSION_DENIED,
-                                 f"this command needs scope {needed.value}; this token has {scope.value}")
-        return CallDecision(allowed=True, reason=decision.reason, required_scope=needed.value,
+        decision = authorize_command(args.command, caller, extra_profiles=self.extra_profiles, scope=scope)
+        return CallDecision(allowed=True, reason=decision.reason, required_scope=decision.required_scope.value,
                             destructive=decision.destructive, profile=decision.profile, argv=decision.argv)

@@ -26,6 +26,7 @@ from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.trace import child_traceparent, trace_id_of
 from proxmox_mcp_runtime.logs import log_context
 from proxmox_mcp_runtime.redact import DEFAULT_REDACTOR, Redactor
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from pydantic import BaseModel, ValidationError
 
 from proxmox_mcp_gateway.access import AccessPolicy, CallDecision
@@ -85,21 +86,12 @@ class CallState:
     waiting: bool = False
 
 
-def validation_message(exc: ValidationError) -> str:
-    """Name each bad argument and why, without echoing the rejected values."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def parse_args(spec: ToolSpec, raw: dict[str, Any] | None) -> BaseModel:
     try:
         return spec.args_model.model_validate(raw or {})
     except ValidationError as exc:
         raise ServiceFailure(
-            ErrorCode.INVALID_ARGUMENT, f"invalid arguments for {spec.name}: {validation_message(exc)}"
+            ErrorCode.INVALID_ARGUMENT, f"invalid arguments for {spec.name}: {describe_validation_error(exc)}"
         ) from None
 
 

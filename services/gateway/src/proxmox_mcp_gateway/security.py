@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import tomllib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 from proxmox_mcp_contracts.errors import ErrorInfo
-from proxmox_mcp_runtime.command_policy import ProfileConfigError, ProfileSpec, load_profiles
+from proxmox_mcp_runtime.command_policy import ProfileConfigError, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.redact import register_env_secrets, register_secret
 from starlette.types import Scope
 
@@ -32,20 +29,11 @@ class SecurityConfigError(ValueError):
     """A security setting cannot be used; the message says which and why."""
 
 
-def load_profiles_file(path: Path) -> dict[str, ProfileSpec]:
-    """Command profiles from a TOML or JSON file (the `[profiles]` table), as the ssh-worker reads them."""
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        return load_profiles(data)
-    except FileNotFoundError:
-        raise SecurityConfigError(f"PMCP_COMMAND_PROFILES: {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ProfileConfigError) as exc:
-        raise SecurityConfigError(f"PMCP_COMMAND_PROFILES {path}: {exc}") from None
-
-
 def load_command_profiles(settings: GatewaySettings) -> dict[str, ProfileSpec]:
-    return load_profiles_file(settings.command_profiles) if settings.command_profiles is not None else {}
+    try:
+        return load_configured_profiles(settings.command_profiles)
+    except ProfileConfigError as exc:
+        raise SecurityConfigError(str(exc)) from None
 
 
 def build_security(settings: GatewaySettings, observer: CallObserver | None = None) -> CallSecurity:

@@ -61,8 +61,8 @@ class GatewaySettings(BaseSettings):
     audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, description="Rotate the audit log past this")
     audit_backups: int = Field(default=5, ge=0, le=1000)
     command_profiles: Path | None = Field(default=None,
-                                          description="TOML with [profiles.NAME] command profiles beside the "
-                                          "built-in ones (must match the ssh-worker's)")
+                                          description="TOML (or .json) with [profiles.NAME] command profiles "
+                                          "beside the built-in ones; give both workers the same file")
 
 
     # --- tools, clusters, confirmation (issue 7) ---

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from proxmox_mcp_contracts.envelope import RequestEnvelope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
@@ -14,25 +14,38 @@ from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig, ProxmoxCon
 from proxmox_mcp_contracts.subjects import SshOp, endpoint_name, ssh_subject
 from proxmox_mcp_contracts.tools import ExecResult, ExecuteCommandArgs
 from proxmox_mcp_contracts.tools_extra import ContainerExecArgs, GuestExecResult
-from proxmox_mcp_runtime.ssh import SshEvent, SshPool
+from proxmox_mcp_runtime.command_policy import authorize_command
+from proxmox_mcp_runtime.command_reply import fit_reply
+from proxmox_mcp_runtime.ssh import CommandOutput, SshEvent, SshPool
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import ValidationError
 
 from proxmox_mcp_ssh_worker.container_exec import LOOKUP_TIMEOUT, locate_container, pct_exec_argv
-from proxmox_mcp_ssh_worker.policy import CommandAuthorizer
 from proxmox_mcp_ssh_worker.settings import SshWorkerSettings
 
 log = logging.getLogger(__name__)
 
 PoolEvents = Callable[[str, SshPool, SshEvent], None]
 """Called with (cluster name, pool, event) for metrics."""
+CommandArgs = TypeVar("CommandArgs", ExecuteCommandArgs, ContainerExecArgs)
+PlacedArgs = TypeVar("PlacedArgs", ExecuteCommandArgs, ContainerExecArgs, contravariant=True)
 
 
-def _argument_error(exc: ValidationError, tool: str = "execute_command") -> ServiceFailure:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
-    )
-    return ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"invalid {tool} arguments: {problems}")
+@dataclass(frozen=True)
+class Placement:
+    """Where an approved command runs and the argv sent there."""
+
+    host: HostConfig
+    argv: list[str]
+    log_fields: Mapping[str, Any] = field(default_factory=dict[str, Any])
+
+
+class Placer(Protocol[PlacedArgs]):
+    """(cluster, pool, arguments, approved argv, envelope) -> where and what to run."""
+
+    def __call__(self, cluster: ClusterConfig, pool: SshPool, args: PlacedArgs, argv: list[str],
+                 envelope: RequestEnvelope, /) -> Awaitable[Placement]: ...
 
 
 class SshWorker:
@@ -42,13 +55,11 @@ class SshWorker:
         self,
         config: ProxmoxConfig,
         settings: SshWorkerSettings,
-        authorize: CommandAuthorizer,
         *,
         on_pool_event: PoolEvents | None = None,
     ) -> None:
         wanted = settings.cluster_names()
         self.settings = settings
-        self.authorize = authorize
         self._on_pool_event = on_pool_event
         self.clusters: dict[str, ClusterConfig] = {
             c.name: c for c in config.clusters if wanted is None or c.name in wanted
@@ -122,71 +133,58 @@ class SshWorker:
         return timeout
 
     async def execute(self, envelope: RequestEnvelope) -> dict[str, Any]:
-        cluster, pool = self._cluster(envelope.cluster)
-        try:
-            args = ExecuteCommandArgs.model_validate(envelope.args)
-        except ValidationError as exc:
-            raise _argument_error(exc) from None
-        try:
-            argv = self.authorize(args.command, envelope.caller)  # before any SSH activity
-        except ServiceFailure:
-            if self._on_pool_event is not None:
-                self._on_pool_event(cluster.name, pool, SshEvent("command", args.node or "", "denied"))
-            raise
-        host = self._host(cluster, args.node)
-        timeout = self._command_timeout(args.timeout, cluster, envelope)
-        output = await pool.run(host, argv, timeout=timeout, max_output=cluster.ssh.max_output_bytes)
-        log.info(
-            "command finished",
-            extra={"cluster": cluster.name, "node": host.node, "program": argv[0], "exit_code": output.exit_code,
-                   "truncated": output.truncated, "duration_ms": round(output.duration_s * 1000, 1),
-                   "request_id": envelope.request_id, "token_id": envelope.caller.token_id},
-        )
-        result = ExecResult(
-            node=host.node,
-            command=args.command,
-            exit_code=output.exit_code,
-            stdout=output.stdout.decode("utf-8", errors="replace"),
-            stderr=output.stderr.decode("utf-8", errors="replace"),
-            truncated=output.truncated,
-            duration_ms=round(output.duration_s * 1000, 3),
-        )
+        """The approved argv on the node's host (the cluster's first host when no node is given)."""
+        args, host, output = await self._run_vetted(envelope, ExecuteCommandArgs, "execute_command", self._on_node)
+        result = ExecResult(node=host.node, command=args.command, **_output_fields(output))
         return fit_reply(result, self.settings.max_reply_bytes).model_dump()
 
     async def container_exec(self, envelope: RequestEnvelope) -> dict[str, Any]:
         """`pct exec VMID -- argv` on the container's node; argv is the policy-approved inner command."""
+        args, host, output = await self._run_vetted(envelope, ContainerExecArgs, "container_exec",
+                                                    self._in_container)
+        result = GuestExecResult(vmid=args.vmid, node=host.node, type="lxc", command=args.command,
+                                 **_output_fields(output))
+        return fit_reply(result, self.settings.max_reply_bytes).model_dump()
+
+    async def _run_vetted(self, envelope: RequestEnvelope, model: type[CommandArgs], tool: str,
+                          place: Placer[CommandArgs]) -> tuple[CommandArgs, HostConfig, CommandOutput]:
+        """Validate the arguments, authorize the command (before any SSH activity), place it, run it, log it."""
         cluster, pool = self._cluster(envelope.cluster)
         try:
-            args = ContainerExecArgs.model_validate(envelope.args)
+            args = model.model_validate(envelope.args)
         except ValidationError as exc:
-            raise _argument_error(exc, "container_exec") from None
+            raise ServiceFailure(ErrorCode.INVALID_ARGUMENT,
+                                 f"invalid {tool} arguments: {describe_validation_error(exc)}") from None
         try:
-            inner = self.authorize(args.command, envelope.caller)  # before any SSH activity
+            decision = authorize_command(args.command, envelope.caller, extra_profiles=self.settings.extra_profiles)
         except ServiceFailure:
             if self._on_pool_event is not None:
                 self._on_pool_event(cluster.name, pool, SshEvent("command", args.node or "", "denied"))
             raise
-        lookup_host = self._host(cluster, args.node)
-        lookup_timeout = self._command_timeout(LOOKUP_TIMEOUT, cluster, envelope)
-        container = await locate_container(pool, cluster, lookup_host, args.vmid, args.node, lookup_timeout)
-        host = self._host(cluster, container.node)
+        placement = await place(cluster, pool, args, decision.argv, envelope)
         timeout = self._command_timeout(args.timeout, cluster, envelope)
-        output = await pool.run(host, pct_exec_argv(args.vmid, inner), timeout=timeout,
+        output = await pool.run(placement.host, placement.argv, timeout=timeout,
                                 max_output=cluster.ssh.max_output_bytes)
         log.info(
-            "container command finished",
-            extra={"cluster": cluster.name, "node": host.node, "vmid": args.vmid, "program": inner[0],
-                   "exit_code": output.exit_code, "truncated": output.truncated,
+            f"{tool} finished",
+            extra={"cluster": cluster.name, "node": placement.host.node, **placement.log_fields,
+                   "program": decision.argv[0], "exit_code": output.exit_code, "truncated": output.truncated,
                    "duration_ms": round(output.duration_s * 1000, 1), "request_id": envelope.request_id,
                    "token_id": envelope.caller.token_id},
         )
-        result = GuestExecResult(
-            vmid=args.vmid, node=host.node, type="lxc", command=args.command, exit_code=output.exit_code,
-            stdout=output.stdout.decode("utf-8", errors="replace"),
-            stderr=output.stderr.decode("utf-8", errors="replace"),
-            truncated=output.truncated, duration_ms=round(output.duration_s * 1000, 3),
-        )
-        return fit_reply(result, self.settings.max_reply_bytes).model_dump()
+        return args, placement.host, output
+
+    async def _on_node(self, cluster: ClusterConfig, _pool: SshPool, args: ExecuteCommandArgs, argv: list[str],
+                       _envelope: RequestEnvelope) -> Placement:
+        return Placement(host=self._host(cluster, args.node), argv=argv)
+
+    async def _in_container(self, cluster: ClusterConfig, pool: SshPool, args: ContainerExecArgs, argv: list[str],
+                            envelope: RequestEnvelope) -> Placement:
+        lookup_host = self._host(cluster, args.node)
+        lookup_timeout = self._command_timeout(LOOKUP_TIMEOUT, cluster, envelope)
+        container = await locate_container(pool, cluster, lookup_host, args.vmid, args.node, lookup_timeout)
+        return Placement(host=self._host(cluster, container.node), argv=pct_exec_argv(args.vmid, argv),
+                         log_fields={"vmid": args.vmid})
 
     async def probe(self, envelope: RequestEnvelope) -> dict[str, Any]:
         """{ok, latency_ms, detail, nodes}: every host of the cluster (or args.node) connects and opens a channel."""
@@ -218,29 +216,10 @@ class SshWorker:
         await asyncio.gather(*(pool.close() for pool in self.pools.values()), return_exceptions=True)
 
 
-_ENVELOPE_ALLOWANCE = 1024
-"""Room for the reply envelope around the result (request id, keys)."""
-
-
-CommandResult = TypeVar("CommandResult", ExecResult, GuestExecResult)
-
-
-def fit_reply(result: CommandResult, limit: int) -> CommandResult:
-    """Cut stdout/stderr so the JSON reply stays under limit bytes (escaping can make text grow up to 6x)."""
-    for _ in range(8):
-        size = len(result.model_dump_json()) + _ENVELOPE_ALLOWANCE
-        if size <= limit:
-            return result
-        text = len(result.stdout) + len(result.stderr)
-        keep = max(0.0, 1 - (size - limit) / max(len(json.dumps(result.stdout + result.stderr)), 1)) * 0.98
-        result = result.model_copy(update={
-            "stdout": result.stdout[: int(len(result.stdout) * keep)],
-            "stderr": result.stderr[: int(len(result.stderr) * keep)],
-            "truncated": True,
-        })
-        if text == 0:
-            break
-    return result.model_copy(update={"stdout": "", "stderr": "", "truncated": True})
+def _output_fields(output: CommandOutput) -> dict[str, Any]:
+    return {"exit_code": output.exit_code, "stdout": output.stdout.decode("utf-8", errors="replace"),
+            "stderr": output.stderr.decode("utf-8", errors="replace"), "truncated": output.truncated,
+            "duration_ms": round(output.duration_s * 1000, 3)}
 
 
 def _distinct_hosts(cluster: ClusterConfig, pool: SshPool) -> list[HostConfig]:

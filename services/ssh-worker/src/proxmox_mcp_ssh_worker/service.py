@@ -21,7 +21,6 @@ from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
 from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
 from proxmox_mcp_ssh_worker.handlers import SshWorker
-from proxmox_mcp_ssh_worker.policy import CommandAuthorizer, authorize_command
 from proxmox_mcp_ssh_worker.settings import SshWorkerSettings
 
 log = logging.getLogger("proxmox_mcp_ssh_worker")
@@ -43,9 +42,8 @@ def record_pool_event(cluster: str, pool: SshPool, event: SshEvent) -> None:
     set_ssh_pool_size(cluster, pool.connections_open)
 
 
-def build_worker(config: ProxmoxConfig, settings: SshWorkerSettings,
-                 authorize: CommandAuthorizer = authorize_command) -> tuple[SshWorker, WorkerRuntime]:
-    worker = SshWorker(config, settings, authorize, on_pool_event=record_pool_event)
+def build_worker(config: ProxmoxConfig, settings: SshWorkerSettings) -> tuple[SshWorker, WorkerRuntime]:
+    worker = SshWorker(config, settings, on_pool_event=record_pool_event)
     runtime = WorkerRuntime(
         service_name=SSH_SERVICE_NAME,
         version=_version(),

@@ -11,6 +11,7 @@ from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_en
 from pydantic import SecretStr, ValidationError
 
 from proxmox_mcp_runtime.redact import register_hosts, register_model_secrets
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 
 CONFIG_ENV = "PMCP_CONFIG"
 
@@ -45,8 +46,7 @@ def load_config_file(path: Path) -> ProxmoxConfig:
     try:
         config = ProxmoxConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"config file {path}: {problems}") from None
+        raise ConfigError(f"config file {path}: {describe_validation_error(exc, whole='config')}") from None
     return _relative_to(config, path.parent)
 
 

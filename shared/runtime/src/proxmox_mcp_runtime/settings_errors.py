@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
+
 
 def variable_name(settings_type: type[BaseSettings], field_name: str) -> str:
     """The environment variable that sets a field (its alias, or the prefixed upper-case name)."""
@@ -21,11 +23,4 @@ def variable_name(settings_type: type[BaseSettings], field_name: str) -> str:
 
 def describe_settings_error(exc: ValidationError, settings_type: type[BaseSettings]) -> str:
     """One line per problem: `PMCP_RATE_LIMIT: rate limit 'lots': expected N/PERIOD ...`."""
-    problems = []
-    for error in exc.errors():
-        location = [str(part) for part in error["loc"]]
-        if location:
-            location[0] = variable_name(settings_type, location[0])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{'.'.join(location)}: {message}" if location else message)
-    return "; ".join(problems)
+    return describe_validation_error(exc, whole=None, rename_first=lambda field: variable_name(settings_type, field))

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from proxmox_mcp_runtime.logs import bind_log_context
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
 from proxmox_mcp_runtime.service_stats import EndpointCounts, start_measured_service
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,9 @@ class WorkerRuntime:
             await request.respond(reply.model_dump_json().encode())
         except ValidationError as exc:
             outcome = ErrorCode.INVALID_ARGUMENT.value
-            fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
             await _respond_error(request, ErrorInfo(
-                code=ErrorCode.INVALID_ARGUMENT, message=f"malformed request envelope (fields: {', '.join(fields)})"
+                code=ErrorCode.INVALID_ARGUMENT,
+                message=f"malformed request envelope: {describe_validation_error(exc, whole='envelope')}",
             ))
         except ServiceFailure as exc:
             outcome = exc.code.value

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from proxmox_mcp_runtime import event_loop
+from proxmox_mcp_runtime.command_policy import PROFILES_ENV, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
@@ -35,6 +36,22 @@ class WorkerBaseSettings(BaseSettings):
     )
     env_file: Path = Field(default=Path(".env"), validation_alias="PMCP_ENV_FILE")
     drain_timeout: float = Field(default=30.0, gt=0, validation_alias="PMCP_DRAIN_TIMEOUT")
+    command_profiles: Path | None = Field(
+        default=None, validation_alias=PROFILES_ENV,
+        description="Extra command profiles (TOML, or .json): the same file the gateway is given",
+    )
+    _extra_profiles: dict[str, ProfileSpec] = PrivateAttr(default_factory=dict[str, ProfileSpec])
+
+    @model_validator(mode="after")
+    def _load_command_profiles(self) -> WorkerBaseSettings:
+        # Read once, at start: a bad file stops the worker (exit 2, variable named) instead of failing each call.
+        self._extra_profiles = load_configured_profiles(self.command_profiles)
+        return self
+
+    @property
+    def extra_profiles(self) -> dict[str, ProfileSpec]:
+        """The profiles of PMCP_COMMAND_PROFILES, beside the built-in ones (empty when it is unset)."""
+        return self._extra_profiles
 
 
 SettingsT = TypeVar("SettingsT", bound=WorkerBaseSettings)

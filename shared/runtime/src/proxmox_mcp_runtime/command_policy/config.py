@@ -30,8 +30,11 @@ raw = false                         # the checker parses the arguments itself
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .builtin import BUILTIN_PROFILES
@@ -229,3 +232,24 @@ def load_profiles(config: Mapping[str, Any]) -> dict[str, ProfileSpec]:
             raise ProfileConfigError(f"profiles: bad profile name {name!r}")
         _resolve(name, raw_profiles, done, [])
     return done
+
+
+def load_profiles_file(path: str | Path) -> dict[str, ProfileSpec]:
+    """Profiles from a file: JSON when its name ends in .json, TOML otherwise. The gateway, both workers and the
+    host's dispatcher read the same file with this function. Raises ProfileConfigError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileConfigError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileConfigError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ProfileConfigError(f"{path} is not valid {kind}: {exc}") from None
+    try:
+        return load_profiles(data)
+    except ProfileConfigError as exc:
+        raise ProfileConfigError(f"{path}: {exc}") from None

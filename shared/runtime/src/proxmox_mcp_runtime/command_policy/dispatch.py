@@ -23,10 +23,9 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from .config import ProfileConfigError, load_profiles
+from .config import ProfileConfigError, load_profiles_file
 from .engine import evaluate
 from .model import PolicyError, ProfileSpec
 
@@ -66,18 +65,6 @@ def split_timeout_wrapper(command: str, max_timeout: float) -> tuple[list[str], 
     return ["timeout", f"--signal={signal}", f"--kill-after={kill_after}", duration], inner
 
 
-def load_profile_file(path: str) -> dict[str, ProfileSpec]:
-    """Profiles from a .toml or .json file (same format as the gateway's configuration)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".toml"):
-        import tomllib
-
-        data: Any = tomllib.loads(text)
-    else:
-        data = json.loads(text)
-    return load_profiles(data)
-
-
 def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     env = {key: environ[key] for key in _KEPT_ENV if key in environ}
     env.update({key: value for key, value in environ.items() if key.startswith("LC_") and value.isprintable()})
@@ -98,7 +85,7 @@ def _append_log(path: str, record: dict[str, Any]) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmcp-dispatch", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--profile", default="readonly", help="command profile (default: readonly)")
-    parser.add_argument("--profiles-file", help="extra profiles, .toml or .json")
+    parser.add_argument("--profiles-file", help="extra profiles: .json is JSON, any other name TOML")
     parser.add_argument("--log", help="append one JSON line per request to this file (refuse if it cannot)")
     parser.add_argument("--sudo", default="", help="comma-separated programs to run as `sudo -n -- /abs/path ...`")
     parser.add_argument(
@@ -151,8 +138,8 @@ def main(
     extra: dict[str, ProfileSpec] = {}
     if options.profiles_file:
         try:
-            extra = load_profile_file(options.profiles_file)
-        except (OSError, ValueError, ProfileConfigError) as exc:
+            extra = load_profiles_file(options.profiles_file)
+        except ProfileConfigError as exc:
             return refuse(f"cannot load profiles file: {exc}")
     try:
         wrapper, inner = split_timeout_wrapper(command, options.max_timeout)
