@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from typing import Any
 
@@ -15,11 +14,9 @@ from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_gateway import __version__
 from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
 from proxmox_mcp_gateway.calls import ToolExecutor
-from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME
 from proxmox_mcp_gateway.mcp_server import SERVER_NAME, tool_definition
+from proxmox_mcp_gateway.replies import ReplyForm, reply_to_call
 from proxmox_mcp_gateway.tracing import client_traceparent
-
-log = logging.getLogger(__name__)
 
 
 def _caller(request: Request) -> Caller | None:
@@ -41,6 +38,13 @@ def error_response(info: ErrorInfo) -> JSONResponse:
         },
         headers=headers or None,
     )
+
+
+def _tool_response(result: dict[str, Any], text: str) -> JSONResponse:
+    return JSONResponse({"isError": False, "structuredContent": result, "content": [{"type": "text", "text": text}]})
+
+
+REST_REPLY: ReplyForm[JSONResponse] = ReplyForm(result=_tool_response, error=error_response)
 
 
 def build_rest_router(executor: ToolExecutor) -> APIRouter:
@@ -79,17 +83,9 @@ def build_rest_router(executor: ToolExecutor) -> APIRouter:
         arguments = body.get("arguments") or {}
         if not isinstance(arguments, dict):
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
-        try:
-            result = await executor.call(body["name"], arguments, caller, transport="rest",
-                                         traceparent=client_traceparent(request.headers))
-        except ServiceFailure as exc:
-            return error_response(exc.info)
-        except Exception as exc:
-            log.error("tool call failed", extra={"tool": body["name"], "error_type": type(exc).__name__})
-            return error_response(ErrorInfo(code=ErrorCode.INTERNAL, message="the gateway failed on this call"))
-        text = TOOLS_BY_NAME[body["name"]].render(result)
-        return JSONResponse({"isError": False, "structuredContent": result,
-                             "content": [{"type": "text", "text": text}]})
+        call = executor.call(body["name"], arguments, caller, transport="rest",
+                             traceparent=client_traceparent(request.headers))
+        return await reply_to_call(body["name"], call, REST_REPLY)
 
     return router
 
