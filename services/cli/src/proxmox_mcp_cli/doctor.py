@@ -33,8 +33,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    from proxmox_mcp_runtime.ssh import paramiko_pipes
+
     from proxmox_mcp_cli.doctor_checks import diagnose, diagnose_all  # paramiko and friends: only for the doctor
 
+    # The doctor opens SSH channels and tunnels as the workers do: with the same locked wake-up pipe.
+    paramiko_pipes.install()
     if not args.all_clusters:
         report = diagnose(args)
         print(report.to_json() if args.json else report.to_table())
