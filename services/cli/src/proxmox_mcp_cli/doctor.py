@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
                             description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML cluster config (default: PMCP_CONFIG or the SSH_*/"
                         "PROXMOX_* environment variables)")
-    parser.add_argument("--env-file", default=".env", help="read the environment variables from this file too")
+    parser.add_argument("--env-file", default=".env", type=Path,
+                        help="variables the environment does not set are read from this file (default .env)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--cluster", help="which configured cluster to check (default: the default cluster)")
     which.add_argument("--all-clusters", action="store_true", help="check every configured cluster, one report "

@@ -11,7 +11,6 @@ import os
 import select
 import socket
 import threading
-from pathlib import Path
 
 import paramiko
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
@@ -38,7 +37,7 @@ def _load_config(args: argparse.Namespace) -> ProxmoxConfig:
     env = dict(os.environ)
     if args.config:
         env["PMCP_CONFIG"] = str(args.config)
-    return load_proxmox_config(env, dotenv=Path(args.env_file))
+    return load_proxmox_config(env)
 
 
 def _load_cluster(report: Report, args: argparse.Namespace) -> ClusterConfig | None:
