@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from proxmox_mcp_cli.gateway_settings import http_gateway_settings, with_stack
-from proxmox_mcp_cli.main import build_parser, http_options, up_config
+from proxmox_mcp_cli.main import build_parser, http_options
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_runtime.config import dump_config_toml, load_proxmox_config
@@ -158,7 +158,8 @@ def build(command: str, env_file: Path, tmp_path: Path) -> Built:
             settings, nats_url="nats://127.0.0.1:1", config_path=stack_config)
         return Built(gateway, config.clusters[0], None, loop_choice())
     options = http_options(args)
-    config = up_config(args) if command == "up" else ProxmoxConfig(clusters=[ClusterConfig(name="default")])
+    config = (load_proxmox_config(config_file=args.config) if command == "up"
+              else ProxmoxConfig(clusters=[ClusterConfig(name="default")]))
     stack_config.write_text(dump_config_toml(config))
     gateway = with_stack(http_gateway_settings(options.host, options.port, options.token),
                          nats_url="nats://127.0.0.1:1", config_path=stack_config,

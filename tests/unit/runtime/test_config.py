@@ -30,6 +30,13 @@ def test_pmcp_config_wins_over_legacy_variables(tmp_path: Path) -> None:
     assert [c.name for c in config.clusters] == ["fromfile"]
 
 
+def test_a_config_file_from_the_command_line_wins_over_pmcp_config(tmp_path: Path) -> None:
+    for name in ("env", "cli"):
+        (tmp_path / f"{name}.toml").write_text(f'[[clusters]]\nname = "from{name}"\n')
+    config = load_proxmox_config({"PMCP_CONFIG": str(tmp_path / "env.toml")}, config_file=tmp_path / "cli.toml")
+    assert [c.name for c in config.clusters] == ["fromcli"]
+
+
 def test_an_env_file_supplies_legacy_variables_and_the_environment_overrides_it(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text('# comment\nexport SSH_HOST="10.1.1.1"\nPROXMOX_HOST=10.1.1.2\nSSH_USER=fromfile\n')

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.env_file import load_env_file
@@ -34,16 +33,8 @@ def _demo_prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return prepare
 
 
-def up_config(args: argparse.Namespace) -> ProxmoxConfig:
-    """The cluster config `up` gives both workers: --config, else PMCP_CONFIG, else the SSH_*/PROXMOX_* variables."""
-    env = dict(os.environ)
-    if args.config:
-        env["PMCP_CONFIG"] = str(args.config)
-    return load_proxmox_config(env)
-
-
 def _up_prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    config = up_config(args)
+    config = load_proxmox_config(config_file=args.config)
 
     def prepare(stack: EmbeddedStack) -> StackInfo:
         nats_url = stack.start_nats()

@@ -50,13 +50,15 @@ def _relative_to(config: ProxmoxConfig, base: Path) -> ProxmoxConfig:
     return config.model_copy(update={"clusters": clusters})
 
 
-def load_proxmox_config(env: Mapping[str, str] | None = None) -> ProxmoxConfig:
-    """PMCP_CONFIG wins; otherwise the original variables (SSH_HOST, PROXMOX_HOST, ...) of `env` (default: this
-    process's environment; an env file is merged into it by its caller, see env_file).
+def load_proxmox_config(env: Mapping[str, str] | None = None, config_file: Path | None = None) -> ProxmoxConfig:
+    """config_file (a command line's --config) wins, then PMCP_CONFIG; otherwise the original variables (SSH_HOST,
+    PROXMOX_HOST, ...) of `env` (default: this process's environment; an env file is merged into it by its
+    caller, see env_file).
 
     Every secret of the loaded configuration is registered with the redactor, so no log line, result or
     error of this process can carry it."""
-    config = _load(os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    config = _load({**environ, CONFIG_ENV: str(config_file)} if config_file is not None else environ)
     register_model_secrets(config)
     register_hosts([*(h.address for c in config.clusters for h in c.hosts), *(c.api.host for c in config.clusters)],
                    keep=[h.node for c in config.clusters for h in c.hosts])
