@@ -129,6 +129,25 @@ async def test_rest_tools_list_hides_what_the_token_may_not_use(make_client: App
     assert bus.sent == []
 
 
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", "body is not valid JSON"),
+    (b"[]", 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"arguments": {}}', 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"name": 7}', 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"name": "list_vms", "arguments": [1]}', "arguments must be an object"),
+])
+async def test_a_malformed_rest_call_gets_400_saying_what_is_wrong_and_reaches_no_worker(
+    make_client: AppFactory, body: bytes, message: str
+) -> None:
+    client, bus, _ = make_client()
+    response = await client.post("/api/mcp/tools/call", headers={**auth(), "Content-Type": "application/json"},
+                                 content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "invalid_argument", "message": message, "retryable": False,
+                                        "details": {}}
+    assert bus.sent == []
+
+
 async def test_addresses_outside_the_allowlist_get_403_even_with_a_valid_token(make_client: AppFactory) -> None:
     client, bus, settings = make_client(peer="192.168.7.7", allowed_cidrs=["10.0.0.0/8"])
     for path in ("/api/mcp/tools/call", "/mcp", "/api/mcp"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -73,19 +73,21 @@ def build_rest_router(executor: ToolExecutor) -> APIRouter:
     async def call_tool(request: Request) -> JSONResponse:
         caller = _require(request)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body: object = json.loads(await request.body() or b"{}")
         except ValueError:
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="body is not valid JSON"))
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        fields = cast(dict[str, object], body) if isinstance(body, dict) else {}
+        name = fields.get("name")
+        if not isinstance(name, str):
             return error_response(ErrorInfo(
                 code=ErrorCode.INVALID_ARGUMENT, message='body must be {"name": "<tool>", "arguments": {...}}'
             ))
-        arguments = body.get("arguments") or {}
+        arguments: object = fields.get("arguments") or {}
         if not isinstance(arguments, dict):
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
-        call = executor.call(body["name"], arguments, caller, transport="rest",
+        call = executor.call(name, cast(dict[str, Any], arguments), caller, transport="rest",
                              traceparent=client_traceparent(request.headers))
-        return await reply_to_call(body["name"], call, REST_REPLY)
+        return await reply_to_call(name, call, REST_REPLY)
 
     return router
 
