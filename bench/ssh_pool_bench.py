@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 import paramiko  # noqa: E402
 from _pytest.outcomes import Skipped  # noqa: E402
 from proxmox_mcp_contracts.settings import HostConfig, SshSettings  # noqa: E402
-from proxmox_mcp_runtime.ssh import SshPool  # noqa: E402
+from proxmox_mcp_runtime.ssh import SshPool, paramiko_pipes  # noqa: E402
 
 from tests.support.sshd import SshdServer, start_sshd  # noqa: E402
 
@@ -132,4 +132,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    paramiko_pipes.install()  # as the ssh-worker's entry point does, so the pool runs as it does there
     sys.exit(asyncio.run(main()))

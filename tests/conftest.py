@@ -6,9 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from proxmox_mcp_runtime.ssh import paramiko_pipes
 
 from tests.support.demo import DemoStack, start_demo
 from tests.support.nats import NatsServer, start_nats
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests open SSH channels in this process as the workers do in theirs: with the locked wake-up pipe their
+    # entry points install (tests/integration/sim/test_tunnel_channels.py checks the entry points themselves).
+    paramiko_pipes.install()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

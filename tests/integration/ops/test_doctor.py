@@ -277,7 +277,7 @@ class _DropsAfterFirstChannel(paramiko.Transport):
 def test_an_ssh_connection_dropping_under_the_tunnel_is_a_failed_check_not_a_crash(sim: Any) -> None:
     env = {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
            **api_env(sim), "PROXMOX_API_MODE": "ssh-tunnel"}
-    cluster = load_proxmox_config(env, dotenv=Path("/nonexistent/.env")).cluster(None)
+    cluster = load_proxmox_config(env).cluster(None)
     assert cluster is not None
     transport = _DropsAfterFirstChannel((sim.host, sim.ssh_port))
     transport.connect(username="root", pkey=paramiko.PKey.from_path(sim.ssh_private_key))
@@ -450,7 +450,7 @@ def test_a_tunnel_to_a_port_nothing_listens_on_says_so(sshd: SshdServer) -> None
 
 
 def test_all_clusters_get_one_report_each_and_a_failing_one_fails_the_run(sim: Any, tmp_path: Path) -> None:
-    base = load_proxmox_config({**sim_ssh_env(sim), **api_env(sim)}, dotenv=tmp_path / "absent.env").clusters[0]
+    base = load_proxmox_config({**sim_ssh_env(sim), **api_env(sim)}).clusters[0]
     closed = free_port()
     east = base.model_copy(update={"name": "east"})
     west = base.model_copy(update={"name": "west", "api": base.api.model_copy(update={"port": closed})})

@@ -2,20 +2,25 @@
 
 Through a tunnel, a TLS client that closes right after its handshake races the server's session tickets:
 with paramiko's own channel pipe the transport thread then writes to a closed fd, and the whole SSH
-connection dies (paramiko issues #1700/#2271). proxmox_mcp_runtime.ssh installs a locked pipe instead.
+connection dies (paramiko issues #1700/#2271). Every entry point that opens SSH channels installs a locked
+pipe instead (proxmox_mcp_runtime.ssh.paramiko_pipes.install); importing the SSH code changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import paramiko.pipe
+import pytest
 from proxmox_mcp_contracts.settings import HostConfig, SshSettings
 from proxmox_mcp_runtime.ssh import SshPool
 from proxmox_mcp_runtime.ssh.paramiko_pipes import LockedPosixPipe
@@ -40,8 +45,31 @@ def handshake_then_hang_up(port: int, context: ssl.SSLContext, stop: threading.E
             done.append(1)
 
 
-def test_every_channel_gets_the_locked_pipe() -> None:
+def test_this_test_process_gives_every_channel_the_locked_pipe() -> None:
     assert isinstance(paramiko.pipe.make_pipe(), LockedPosixPipe)
+
+
+def _pipe_after(code: str, env: dict[str, str] | None = None) -> str:
+    """Run `code` in a fresh interpreter, then name the module whose make_pipe paramiko would use."""
+    probe = f"{code}\nimport paramiko.pipe\nprint(paramiko.pipe.make_pipe.__module__)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, **(env or {})})
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
+
+
+def test_importing_the_ssh_module_leaves_paramiko_as_it_is() -> None:
+    assert _pipe_after("import proxmox_mcp_runtime.ssh") == "paramiko.pipe"
+
+
+@pytest.mark.parametrize("entry", [
+    "from proxmox_mcp_ssh_worker.service import main",
+    "from proxmox_mcp_api_worker.service import main",
+    "from proxmox_mcp_cli.main import main as cli\nmain = lambda: cli(['doctor', '--env-file', '/none', '--json'])",
+], ids=["ssh-worker", "api-worker", "doctor"])
+def test_every_entry_point_that_opens_ssh_channels_installs_the_locked_pipe(entry: str) -> None:
+    # An unusable configuration makes each of them stop right after its start-up (exit 2, or a failed report).
+    code = f"{entry}\ntry:\n    main()\nexcept SystemExit:\n    pass"
+    assert _pipe_after(code, {"PMCP_CONFIG": "/nonexistent/clusters.toml"}) == "proxmox_mcp_runtime.ssh.paramiko_pipes"
 
 
 async def test_tunnels_hung_up_mid_data_never_take_the_ssh_connection_down(pve_sim: SimInfo) -> None:

@@ -46,7 +46,8 @@ class FakeBus:
         self.connected = False
 
     async def call(self, kind: WorkerKind, op: SshOp | ApiOp, args: dict[str, Any], *, cluster: str, caller: Caller,
-                   deadline: float, idempotent: bool, request_id: str | None = None) -> dict[str, Any]:
+                   deadline: float, idempotent: bool, request_id: str | None = None,
+                   traceparent: str | None = None) -> dict[str, Any]:
         self.sent.append(SentRequest(kind, op, args, caller, request_id, cluster))
         if self.gate is not None:
             await self.gate.wait()

@@ -67,6 +67,17 @@ def test_token_networks_are_checked_against_the_client_address(tmp_path: Path) -
     assert auth.check(new.secret, "not-an-ip").status is AuthStatus.ADDRESS_REFUSED
 
 
+def test_a_token_network_matches_the_client_however_either_is_written(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    ipv4 = store.create(name="ipv4", scope=Scope.READ, cidrs=["10.0.0.0/8"])
+    mapped = store.create(name="mapped", scope=Scope.READ, cidrs=["::ffff:10.0.0.0/104"])
+    auth = TokenAuthenticator([], store.path)
+    assert auth.check(ipv4.secret, "::ffff:10.1.2.3").status is AuthStatus.OK
+    assert auth.check(mapped.secret, "10.1.2.3").status is AuthStatus.OK
+    assert auth.check(ipv4.secret, "::ffff:192.168.0.1").status is AuthStatus.ADDRESS_REFUSED
+    assert auth.check(mapped.secret, "192.168.0.1").status is AuthStatus.ADDRESS_REFUSED
+
+
 def test_a_damaged_store_grants_nothing_but_static_tokens_keep_working(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "tokens.json")
     new = store.create(name="ops", scope=Scope.READ)

@@ -12,11 +12,12 @@ import pytest
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_gateway.app import Gateway, build_app
 from proxmox_mcp_gateway.calls import CallLimits, ToolExecutor
-from proxmox_mcp_gateway.edge import effective_client, parse_networks
+from proxmox_mcp_gateway.edge import effective_client
 from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.security import build_security
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.tokens import TokenStore
+from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import SecretStr
 
 from tests.unit.gateway.fakes import FakeBus
@@ -128,6 +129,25 @@ async def test_rest_tools_list_hides_what_the_token_may_not_use(make_client: App
     assert bus.sent == []
 
 
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", "body is not valid JSON"),
+    (b"[]", 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"arguments": {}}', 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"name": 7}', 'body must be {"name": "<tool>", "arguments": {...}}'),
+    (b'{"name": "list_vms", "arguments": [1]}', "arguments must be an object"),
+])
+async def test_a_malformed_rest_call_gets_400_saying_what_is_wrong_and_reaches_no_worker(
+    make_client: AppFactory, body: bytes, message: str
+) -> None:
+    client, bus, _ = make_client()
+    response = await client.post("/api/mcp/tools/call", headers={**auth(), "Content-Type": "application/json"},
+                                 content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "invalid_argument", "message": message, "retryable": False,
+                                        "details": {}}
+    assert bus.sent == []
+
+
 async def test_addresses_outside_the_allowlist_get_403_even_with_a_valid_token(make_client: AppFactory) -> None:
     client, bus, settings = make_client(peer="192.168.7.7", allowed_cidrs=["10.0.0.0/8"])
     for path in ("/api/mcp/tools/call", "/mcp", "/api/mcp"):
@@ -137,6 +157,21 @@ async def test_addresses_outside_the_allowlist_get_403_even_with_a_valid_token(m
     assert bus.sent == [] and audit_lines(settings)[0]["client"] == "192.168.7.7"
     inside, _, _ = make_client(peer="10.2.3.4", allowed_cidrs=["10.0.0.0/8"])
     assert (await inside.post("/api/mcp/tools/call", headers=auth(), json=CALL)).status_code == 200
+
+
+@pytest.mark.parametrize("peer, allowed", [
+    ("::ffff:10.2.3.4", "10.0.0.0/8"),
+    ("10.2.3.4", "::ffff:10.0.0.0/104"),
+])
+async def test_the_allowlist_and_token_networks_match_an_ipv4_client_however_either_is_written(
+    make_client: AppFactory, tmp_path: Path, peer: str, allowed: str
+) -> None:
+    client, _, _ = make_client(peer=peer, allowed_cidrs=[allowed])
+    new = TokenStore(tmp_path / "tokens.json").create(name="lan", scope=Scope.READ, cidrs=[allowed])
+    assert (await client.post("/api/mcp/tools/call", headers=auth(), json=CALL)).status_code == 200
+    assert (await client.post("/api/mcp/tools/call", headers=auth(new.secret), json=CALL)).status_code == 200
+    outside, _, _ = make_client(peer=peer.replace("10.2.3.4", "192.168.2.3"), allowed_cidrs=[allowed])
+    assert (await outside.post("/api/mcp/tools/call", headers=auth(), json=CALL)).status_code == 403
 
 
 async def test_a_spoofed_forwarded_for_from_a_non_proxy_is_ignored(make_client: AppFactory) -> None:

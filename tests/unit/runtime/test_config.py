@@ -1,4 +1,4 @@
-"""Loading the cluster configuration from TOML, the original environment names and .env files."""
+"""Loading the cluster configuration from TOML, the original environment names and env files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, HostConfig, ProxmoxConfig, SshSettings
 from proxmox_mcp_runtime.config import ConfigError, dump_config_toml, load_config_file, load_proxmox_config
+from proxmox_mcp_runtime.env_file import with_env_file
 from pydantic import SecretStr
 
 
@@ -29,10 +30,17 @@ def test_pmcp_config_wins_over_legacy_variables(tmp_path: Path) -> None:
     assert [c.name for c in config.clusters] == ["fromfile"]
 
 
-def test_dotenv_supplies_legacy_variables_and_environment_overrides_it(tmp_path: Path) -> None:
+def test_a_config_file_from_the_command_line_wins_over_pmcp_config(tmp_path: Path) -> None:
+    for name in ("env", "cli"):
+        (tmp_path / f"{name}.toml").write_text(f'[[clusters]]\nname = "from{name}"\n')
+    config = load_proxmox_config({"PMCP_CONFIG": str(tmp_path / "env.toml")}, config_file=tmp_path / "cli.toml")
+    assert [c.name for c in config.clusters] == ["fromcli"]
+
+
+def test_an_env_file_supplies_legacy_variables_and_the_environment_overrides_it(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text('# comment\nexport SSH_HOST="10.1.1.1"\nPROXMOX_HOST=10.1.1.2\nSSH_USER=fromfile\n')
-    config = load_proxmox_config({"SSH_USER": "fromenv"}, dotenv=dotenv)
+    config = load_proxmox_config(with_env_file(dotenv, {"SSH_USER": "fromenv"}))
     cluster = config.clusters[0]
     assert cluster.hosts[0].address == "10.1.1.1" and cluster.api.host == "10.1.1.2"
     assert cluster.ssh.user == "fromenv"

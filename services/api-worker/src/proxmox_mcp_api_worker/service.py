@@ -10,6 +10,7 @@ from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME
 from proxmox_mcp_runtime.config import ConfigError
 from proxmox_mcp_runtime.metrics.worker import watch_worker, worker_observer
+from proxmox_mcp_runtime.ssh import paramiko_pipes
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
 from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
@@ -70,6 +71,9 @@ def load(env: dict[str, str] | None = None) -> tuple[ProxmoxConfig, ApiWorkerSet
 
 
 def main() -> None:
+    # Before any SSH channel exists: paramiko's own wake-up pipe lets one channel closed mid-data end the whole
+    # pooled connection (see paramiko_pipes).
+    paramiko_pipes.install()
     worker_main("api-worker", _version(), ApiWorkerSettings, run)
 
 

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
                             description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML cluster config (default: PMCP_CONFIG or the SSH_*/"
                         "PROXMOX_* environment variables)")
-    parser.add_argument("--env-file", default=".env", help="read the environment variables from this file too")
+    parser.add_argument("--env-file", default=".env", type=Path,
+                        help="variables the environment does not set are read from this file (default .env)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--cluster", help="which configured cluster to check (default: the default cluster)")
     which.add_argument("--all-clusters", action="store_true", help="check every configured cluster, one report "
@@ -33,8 +34,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    from proxmox_mcp_runtime.ssh import paramiko_pipes
+
     from proxmox_mcp_cli.doctor_checks import diagnose, diagnose_all  # paramiko and friends: only for the doctor
 
+    # The doctor opens SSH channels and tunnels as the workers do: with the same locked wake-up pipe.
+    paramiko_pipes.install()
     if not args.all_clusters:
         report = diagnose(args)
         print(report.to_json() if args.json else report.to_table())

@@ -11,10 +11,9 @@ import os
 import select
 import socket
 import threading
-from pathlib import Path
 
 import paramiko
-from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
+from proxmox_mcp_contracts.settings import ClusterConfig
 from proxmox_mcp_contracts.subjects import SUBJECT_PREFIX, WorkerKind, service_name
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.discovery import gather_replies
@@ -34,16 +33,9 @@ from proxmox_mcp_cli.doctor_ssh import (
 )
 
 
-def _load_config(args: argparse.Namespace) -> ProxmoxConfig:
-    env = dict(os.environ)
-    if args.config:
-        env["PMCP_CONFIG"] = str(args.config)
-    return load_proxmox_config(env, dotenv=Path(args.env_file))
-
-
 def _load_cluster(report: Report, args: argparse.Namespace) -> ClusterConfig | None:
     try:
-        config = _load_config(args)
+        config = load_proxmox_config(config_file=args.config)
     except ConfigError as exc:
         report.fail("config", str(exc), "fix the configuration (README.md, 'Running against your cluster')")
         return None
@@ -205,7 +197,7 @@ async def _check_nats(report: Report, url: str, cluster: str | None, timeout: fl
 def diagnose_all(args: argparse.Namespace) -> list[Report]:
     """One report per configured cluster (one report with the configuration problem when it cannot load)."""
     try:
-        names = [cluster.name for cluster in _load_config(args).clusters]
+        names = [cluster.name for cluster in load_proxmox_config(config_file=args.config).clusters]
     except ConfigError:
         return [diagnose(args)]
     return [diagnose(argparse.Namespace(**{**vars(args), "cluster": name})) for name in names]

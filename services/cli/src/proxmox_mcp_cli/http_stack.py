@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shlex
 import shutil
 import signal
@@ -22,9 +21,8 @@ import uvicorn
 from proxmox_mcp_gateway.app import Gateway, build_app
 from proxmox_mcp_gateway.security import load_command_profiles
 from proxmox_mcp_gateway.server import START_ERRORS, refuse_start, uvicorn_config
-from proxmox_mcp_gateway.settings import GatewaySettings
-from pydantic import SecretStr
 
+from proxmox_mcp_cli.gateway_settings import http_gateway_settings, with_stack
 from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo, shared_worker_env
 
 log = logging.getLogger(__name__)
@@ -40,9 +38,12 @@ class _QuietServer(uvicorn.Server):
 
 @dataclass
 class HttpStackOptions:
-    host: str
-    port: int
+    host: str | None
+    """--host (None: PMCP_HOST, else 127.0.0.1)."""
+    port: int | None
+    """--port (None: PMCP_PORT, else 8080; 0 picks a free one)."""
     token: str | None
+    """--token (None: PMCP_TOKEN / PMCP_TOKEN_FILE, else a random one)."""
     ready_timeout: float = 60.0
     log_level: str = "INFO"
     info_file: Path | None = None
@@ -97,15 +98,14 @@ async def _wait_ready(gateway: Gateway, server: uvicorn.Server, stack: EmbeddedS
 async def run_http_stack(
     options: HttpStackOptions, prepare: Callable[[EmbeddedStack], StackInfo], *, demo: bool
 ) -> int:
-    token = options.token or secrets.token_urlsafe(32)
     try:  # before anything starts
-        checked = GatewaySettings(host=options.host, port=options.port, token=SecretStr(token))
-        load_command_profiles(checked)
+        settings = http_gateway_settings(options.host, options.port, options.token)
+        load_command_profiles(settings)
     except START_ERRORS as exc:
         return refuse_start(exc)
     workdir = Path(tempfile.mkdtemp(prefix="proxmox-mcp-"))
     stack = EmbeddedStack(workdir, log_level=options.log_level,
-                          worker_env=shared_worker_env(checked.command_profiles))
+                          worker_env=shared_worker_env(settings.command_profiles))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -114,22 +114,20 @@ async def run_http_stack(
         try:
             info = prepare(stack)
             # The demo keeps its audit log and token store in its temp dir; `up` keeps them in the state dir.
-            settings = GatewaySettings(host=options.host, port=options.port, nats_url=info.nats_url,
-                                       token=SecretStr(token), default_cluster=info.config.default_name,
-                                       clusters=[cluster.name for cluster in info.config.clusters])
-            if demo:
-                settings = settings.model_copy(update={"state_dir": workdir / "state"})
+            settings = with_stack(settings, nats_url=info.nats_url, config_path=info.config_path,
+                                  state_dir=workdir / "state" if demo else None)
             app = build_app(settings)
         except START_ERRORS as exc:
             return refuse_start(exc)
+        token = settings.bearer_secret() or ""
         gateway: Gateway = app.state.gateway
-        server = _QuietServer(uvicorn_config(app, options.host, options.port, timeout_graceful_shutdown=5))
+        server = _QuietServer(uvicorn_config(app, settings.host, settings.port, timeout_graceful_shutdown=5))
         serving = asyncio.create_task(server.serve())
         ready = asyncio.create_task(_wait_ready(gateway, server, stack, options.ready_timeout))
         await asyncio.wait({ready, serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done() and ready.exception() is None and not stop.is_set():
-            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else options.port
-            url = f"http://{options.host}:{port}/mcp"
+            port = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
+            url = f"http://{settings.host}:{port}/mcp"
             if options.info_file is not None:
                 write_info_file(options.info_file, url, token, info, stack)
             print(banner(url, token, demo, info), flush=True)

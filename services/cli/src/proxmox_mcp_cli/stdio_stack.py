@@ -15,10 +15,11 @@ from proxmox_mcp_gateway.stdio import run_stdio
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import load_proxmox_config
 
+from proxmox_mcp_cli.gateway_settings import with_stack
 from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim, shared_worker_env
 
 
-def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
+def run_stdio_stack(*, demo: bool) -> int:
     external = os.environ.get("NATS_URL")
     try:  # before anything starts; NATS_URL is one of the settings' own variables
         settings = GatewaySettings()
@@ -34,10 +35,10 @@ def run_stdio_stack(*, demo: bool, env_file: Path) -> int:
                           worker_env=shared_worker_env(settings.command_profiles))
     try:
         nats_url = stack.start_nats()
-        config = config_for_sim(stack.start_sim()) if demo else load_proxmox_config(dotenv=env_file)
-        stack.start_workers(nats_url, stack.write_config(config))
-        settings = GatewaySettings(nats_url=nats_url, default_cluster=config.default_name,
-                                   clusters=[cluster.name for cluster in config.clusters])
+        config = config_for_sim(stack.start_sim()) if demo else load_proxmox_config()
+        config_path = stack.write_config(config)
+        stack.start_workers(nats_url, config_path)
+        settings = with_stack(settings, nats_url=nats_url, config_path=config_path)
         anyio.run(run_stdio, settings, 30.0, backend_options=loop)
         return 0
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.envelope import Scope as CallerScope
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo
+from proxmox_mcp_runtime.networks import address_in, parse_networks
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxmox_mcp_gateway.edge import RejectHook, client_address, send_json_error
@@ -134,7 +134,7 @@ class TokenAuthenticator:
             return AuthResult(AuthStatus.REVOKED, token_id=entry.id)
         if entry.expired(datetime.now(UTC)):
             return AuthResult(AuthStatus.EXPIRED, token_id=entry.id)
-        if entry.cidrs and not _address_in(address, entry.cidrs):
+        if entry.cidrs and not address_in(address, parse_networks(entry.cidrs)):
             return AuthResult(AuthStatus.ADDRESS_REFUSED, token_id=entry.id)
         caller = Principal(token_id=entry.id, scope=entry.scope, command_profile=entry.profile, address=address,
                            allowed_tools=frozenset(entry.tools) if entry.tools is not None else None,
@@ -161,16 +161,6 @@ class TokenAuthenticator:
                     self._entries = {}
                 self._stamp = stamp
         return self._entries
-
-
-def _address_in(address: str | None, cidrs: list[str]) -> bool:
-    if address is None:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(c) for c in cidrs)
 
 
 def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -32,8 +32,6 @@ from proxmox_mcp_contracts.trace import TRACEPARENT
 from proxmox_mcp_runtime.discovery import gather_timed
 from proxmox_mcp_runtime.worker import connect_nats
 
-from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
-
 log = logging.getLogger(__name__)
 
 RequestObserver = Callable[[str, str, float], None]
@@ -99,9 +97,10 @@ class WorkerBus:
         deadline: float,
         idempotent: bool,
         request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
+        """traceparent: the trace context of the call this request serves, sent to the worker in the envelope."""
         subject = ssh_subject(cluster, op) if kind is WorkerKind.SSH else api_subject(cluster, op)  # type: ignore[arg-type]
-        traceparent = CALL_TRACEPARENT.get()
         envelope = RequestEnvelope(op=op.value, cluster=cluster, args=args, deadline=deadline, caller=caller,
                                    trace={TRACEPARENT: traceparent} if traceparent else {})
         if request_id is not None:

@@ -39,7 +39,6 @@ from proxmox_mcp_gateway.limits import CallLimiter
 from proxmox_mcp_gateway.metrics import CANCELLED, tool_in_flight
 from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
 from proxmox_mcp_gateway.tool_args import worker_payload
-from proxmox_mcp_gateway.tracing import CALL_TRACEPARENT
 
 __all__ = ["CallLimits", "CallSecurity", "CallState", "ConfirmHook", "ProgressFn", "ToolExecutor"]
 
@@ -122,23 +121,21 @@ class ToolExecutor:
         traceparent: the client's trace context; the call joins that trace (else it starts one).
         ConfirmationPending propagates: the front end asks through its protocol and the call is made again."""
         own = child_traceparent(traceparent)
-        request_id, trace_id = request_id or uuid.uuid4().hex, trace_id_of(own)
-        token = CALL_TRACEPARENT.set(own)
-        try:
-            with log_context(request_id=request_id, trace_id=trace_id):
-                return await self._call(name, raw_args, caller, progress, transport, request_id, confirmation,
-                                        any_offered, trace_id)
-        finally:
-            CALL_TRACEPARENT.reset(token)
+        request_id = request_id or uuid.uuid4().hex
+        with log_context(request_id=request_id, trace_id=trace_id_of(own)):
+            return await self._call(name, raw_args, caller, progress, transport, request_id, confirmation,
+                                    any_offered, own)
 
     async def _call(
         self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None,
-        transport: str, request_id: str, confirmation: ConfirmationChannel | None, any_offered: bool, trace_id: str,
+        transport: str, request_id: str, confirmation: ConfirmationChannel | None, any_offered: bool,
+        traceparent: str,
     ) -> dict[str, Any]:
         sec = self.security
         started = time.monotonic()
         record: dict[str, Any] = {
-            "ts": utc_timestamp(), "event": "tool_call", "request_id": request_id, "trace_id": trace_id,
+            "ts": utc_timestamp(), "event": "tool_call", "request_id": request_id,
+            "trace_id": trace_id_of(traceparent),
             "token_id": caller.token_id, "client": caller.address, "transport": transport, "tool": name[:200],
             "arguments": sec.redactor.redact_value(raw_args or {}),
         }
@@ -164,7 +161,8 @@ class ToolExecutor:
                                                 "decision": decision.as_record()})
                     dispatched = True
                     with tool_in_flight(spec.name):
-                        result = await self._dispatch(spec, args, caller, cluster, progress, request_id, state)
+                        result = await self._dispatch(spec, args, caller, cluster, progress,
+                                                     request_id, traceparent, state)
             except ServiceFailure as exc:
                 raise self._clean(exc) from None
             except (AuditError, ConfirmationPending, asyncio.CancelledError):
@@ -254,7 +252,8 @@ class ToolExecutor:
                               retryable=info.retryable, details=self.security.redactor.redact_value(info.details))
 
     async def _dispatch(self, spec: ToolSpec, args: BaseModel, caller: Caller, cluster: str,
-                        progress: ProgressFn | None, request_id: str, state: CallState) -> dict[str, Any]:
+                        progress: ProgressFn | None, request_id: str, traceparent: str,
+                        state: CallState) -> dict[str, Any]:
         # Workers see the scope the gateway granted (read-only mode lowers it), never more.
         effective = self.security.access.effective_scope(caller)
         caller = caller if effective is caller.scope else caller.model_copy(update={"scope": effective})
@@ -262,7 +261,8 @@ class ToolExecutor:
             assert isinstance(args, x.WaitTaskArgs)
             state.upid = args.upid
             state.waiting = True
-            task = await self.tasks.follow(args.upid, cluster, caller, timeout=args.timeout, progress=progress)
+            task = await self.tasks.follow(args.upid, cluster, caller, timeout=args.timeout, progress=progress,
+                                           traceparent=traceparent)
             return _checked(spec, task.model_dump(mode="json"))
         if isinstance(args, t.ExecuteCommandArgs):
             args.timeout = min(args.timeout, self.limits.max_command_timeout)
@@ -274,15 +274,15 @@ class ToolExecutor:
             deadline = time.time() + self.limits.api_timeout
         result = await self.bus.call(
             spec.kind, spec.op, worker_payload(args, dict(spec.fixed)), cluster=cluster, caller=caller,
-            deadline=deadline, idempotent=spec.idempotent_call(args), request_id=request_id,
+            deadline=deadline, idempotent=spec.idempotent_call(args), request_id=request_id, traceparent=traceparent,
         )
         if spec.task is TaskMode.STARTS and getattr(args, "wait", False):
-            result = await self._wait_for_task(result, args, caller, cluster, progress, state)
+            result = await self._wait_for_task(result, args, caller, cluster, progress, traceparent, state)
         return _checked(spec, result)
 
     async def _wait_for_task(
         self, started: dict[str, Any], args: BaseModel, caller: Caller, cluster: str,
-        progress: ProgressFn | None, state: CallState,
+        progress: ProgressFn | None, traceparent: str, state: CallState,
     ) -> dict[str, Any]:
         """Follow the task a tool started (its result names upid and node) and put the finished task into it."""
         upid = started.get("upid")
@@ -292,7 +292,8 @@ class ToolExecutor:
         state.waiting = True
         timeout = float(getattr(args, "wait_timeout", 300))
         try:
-            task = await self.tasks.follow(upid, cluster, caller, timeout=timeout, progress=progress)
+            task = await self.tasks.follow(upid, cluster, caller, timeout=timeout, progress=progress,
+                                           traceparent=traceparent)
         except ServiceFailure as exc:
             if exc.code is ErrorCode.TIMEOUT:
                 raise

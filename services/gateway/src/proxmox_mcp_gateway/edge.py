@@ -3,17 +3,16 @@ Host/Origin validation (DNS rebinding) and the request body cap. Plain ASGI midd
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo
+from proxmox_mcp_runtime.networks import IpAddress, IpNetwork, address_in, parse_address
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CLIENT_STATE_KEY = "pmcp_client"
 """scope['state'][CLIENT_STATE_KEY]: the effective client address the gateway decided on."""
 
@@ -23,34 +22,14 @@ info.details["reason"] says why in a metrics-label form (missing_token, invalid_
 forbidden_address, address_not_allowed, forbidden_host, forbidden_origin, body_too_large)."""
 
 
-def parse_networks(items: Iterable[str]) -> tuple[IpNetwork, ...]:
-    """CIDRs or single addresses; raises ValueError naming the bad entry."""
-    networks = []
-    for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-    return tuple(networks)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(text: str) -> IpAddress | None:
+    """An address as it appears in a peer or X-Forwarded-For hop: `v4`, `v4:port`, `v6` or `[v6]:port`."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _within(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: tuple[IpNetwork, ...]) -> bool:
-    return any(address.version == net.version and address in net for net in networks)
+    return parse_address(text)
 
 
 def effective_client(peer: str | None, forwarded_for: list[str], trusted_proxies: tuple[IpNetwork, ...]) -> str | None:
@@ -59,7 +38,7 @@ def effective_client(peer: str | None, forwarded_for: list[str], trusted_proxies
     if peer is None:
         return None
     current = _ip(peer)
-    if current is None or not trusted_proxies or not _within(current, trusted_proxies):
+    if current is None or not trusted_proxies or not address_in(current, trusted_proxies):
         return str(current) if current is not None else peer
     hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
@@ -67,7 +46,7 @@ def effective_client(peer: str | None, forwarded_for: list[str], trusted_proxies
         if address is None:
             break
         current = address
-        if not _within(address, trusted_proxies):
+        if not address_in(address, trusted_proxies):
             break
     return str(current)
 
@@ -138,12 +117,11 @@ class EdgeMiddleware:
         self, path: str, address: str | None, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, ErrorInfo] | None:
         policy = self.policy
-        if policy.allowed_networks and not _under(path, policy.exempt_paths):
-            ip = _ip(address) if address else None
-            if ip is None or not _within(ip, policy.allowed_networks):
-                return 403, ErrorInfo(code=ErrorCode.PERMISSION_DENIED,
-                                      message="your address is not in this server's allowlist",
-                                      details={"reason": "address_not_allowed"})
+        allowed = not policy.allowed_networks or address_in(_ip(address) if address else None, policy.allowed_networks)
+        if not allowed and not _under(path, policy.exempt_paths):
+            return 403, ErrorInfo(code=ErrorCode.PERMISSION_DENIED,
+                                  message="your address is not in this server's allowlist",
+                                  details={"reason": "address_not_allowed"})
         if _under(path, policy.checked_prefixes):
             host = _header(headers, b"host")
             if host is None or not _matches(host, policy.allowed_hosts):

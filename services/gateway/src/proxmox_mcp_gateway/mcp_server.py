@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import mcp_types as types
@@ -10,18 +9,16 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Caller
-from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
+from proxmox_mcp_contracts.errors import ErrorInfo
 
 from proxmox_mcp_gateway import __version__, prompts, resources
 from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
 from proxmox_mcp_gateway.calls import ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME, ToolSpec
-from proxmox_mcp_gateway.confirm import ConfirmationPending
 from proxmox_mcp_gateway.mcp_confirm import channel_for, input_required, request_state_boundary
 from proxmox_mcp_gateway.pagination import refuse_unknown_cursors
+from proxmox_mcp_gateway.replies import ReplyForm, reply_to_call
 from proxmox_mcp_gateway.tracing import client_traceparent
-
-log = logging.getLogger(__name__)
 
 SERVER_NAME = "proxmox-mcp"
 INSTRUCTIONS = (
@@ -80,6 +77,14 @@ def error_result(info: ErrorInfo) -> types.CallToolResult:
     )
 
 
+def _tool_result(result: dict[str, Any], text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=result)
+
+
+MCP_REPLY: ReplyForm[types.CallToolResult | types.InputRequiredResult] = ReplyForm(
+    result=_tool_result, error=error_result, pending=input_required)
+
+
 def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
                      request_state_keys: list[bytes] | None = None) -> Server[Any]:
     """stdio_caller is the identity used when no HTTP request carries one (the stdio transport)."""
@@ -120,21 +125,10 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
 
-        try:
-            result = await executor.call(params.name, params.arguments, caller, progress,
-                                         transport=transport_of(ctx), confirmation=channel_for(ctx, params),
-                                         traceparent=client_traceparent(getattr(ctx.request, "headers", None)))
-        except ConfirmationPending as pending:
-            return input_required(pending.message)
-        except ServiceFailure as exc:
-            return error_result(exc.info)
-        except Exception as exc:  # never leak a traceback to the client
-            log.error("tool call failed", extra={"tool": params.name, "error_type": type(exc).__name__})
-            return error_result(ErrorInfo(code=ErrorCode.INTERNAL, message="the gateway failed on this call"))
-        spec = TOOLS_BY_NAME[params.name]
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=spec.render(result))], structured_content=result
-        )
+        call = executor.call(params.name, params.arguments, caller, progress, transport=transport_of(ctx),
+                             confirmation=channel_for(ctx, params),
+                             traceparent=client_traceparent(getattr(ctx.request, "headers", None)))
+        return await reply_to_call(params.name, call, MCP_REPLY)
 
     async def list_resources(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None

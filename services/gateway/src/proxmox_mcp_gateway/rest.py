@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -15,11 +14,9 @@ from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_gateway import __version__
 from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
 from proxmox_mcp_gateway.calls import ToolExecutor
-from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME
 from proxmox_mcp_gateway.mcp_server import SERVER_NAME, tool_definition
+from proxmox_mcp_gateway.replies import ReplyForm, reply_to_call
 from proxmox_mcp_gateway.tracing import client_traceparent
-
-log = logging.getLogger(__name__)
 
 
 def _caller(request: Request) -> Caller | None:
@@ -41,6 +38,13 @@ def error_response(info: ErrorInfo) -> JSONResponse:
         },
         headers=headers or None,
     )
+
+
+def _tool_response(result: dict[str, Any], text: str) -> JSONResponse:
+    return JSONResponse({"isError": False, "structuredContent": result, "content": [{"type": "text", "text": text}]})
+
+
+REST_REPLY: ReplyForm[JSONResponse] = ReplyForm(result=_tool_response, error=error_response)
 
 
 def build_rest_router(executor: ToolExecutor) -> APIRouter:
@@ -69,27 +73,21 @@ def build_rest_router(executor: ToolExecutor) -> APIRouter:
     async def call_tool(request: Request) -> JSONResponse:
         caller = _require(request)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body: object = json.loads(await request.body() or b"{}")
         except ValueError:
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="body is not valid JSON"))
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        fields = cast(dict[str, object], body) if isinstance(body, dict) else {}
+        name = fields.get("name")
+        if not isinstance(name, str):
             return error_response(ErrorInfo(
                 code=ErrorCode.INVALID_ARGUMENT, message='body must be {"name": "<tool>", "arguments": {...}}'
             ))
-        arguments = body.get("arguments") or {}
+        arguments: object = fields.get("arguments") or {}
         if not isinstance(arguments, dict):
             return error_response(ErrorInfo(code=ErrorCode.INVALID_ARGUMENT, message="arguments must be an object"))
-        try:
-            result = await executor.call(body["name"], arguments, caller, transport="rest",
-                                         traceparent=client_traceparent(request.headers))
-        except ServiceFailure as exc:
-            return error_response(exc.info)
-        except Exception as exc:
-            log.error("tool call failed", extra={"tool": body["name"], "error_type": type(exc).__name__})
-            return error_response(ErrorInfo(code=ErrorCode.INTERNAL, message="the gateway failed on this call"))
-        text = TOOLS_BY_NAME[body["name"]].render(result)
-        return JSONResponse({"isError": False, "structuredContent": result,
-                             "content": [{"type": "text", "text": text}]})
+        call = executor.call(name, cast(dict[str, Any], arguments), caller, transport="rest",
+                             traceparent=client_traceparent(request.headers))
+        return await reply_to_call(name, call, REST_REPLY)
 
     return router
 

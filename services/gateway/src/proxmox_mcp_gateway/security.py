@@ -11,6 +11,7 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 from proxmox_mcp_contracts.errors import ErrorInfo
 from proxmox_mcp_runtime.command_policy import ProfileConfigError, ProfileSpec, load_configured_profiles
+from proxmox_mcp_runtime.networks import parse_networks
 from proxmox_mcp_runtime.redact import register_env_secrets, register_secret
 from starlette.types import Scope
 
@@ -18,7 +19,7 @@ from proxmox_mcp_gateway.access import AccessPolicy
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
 from proxmox_mcp_gateway.calls import CallObserver, CallSecurity
 from proxmox_mcp_gateway.confirm import ConfirmPolicy
-from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook, parse_networks
+from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.settings import GatewaySettings
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 from proxmox_mcp_contracts.envelope import Scope
+from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxmox_mcp_gateway.catalog import PROFILE_NAMES, exposed_tools
 from proxmox_mcp_gateway.clusters import ClusterNames, names_from_config_file
-from proxmox_mcp_gateway.edge import parse_networks
 from proxmox_mcp_gateway.limits import RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.tokens import default_state_dir
 

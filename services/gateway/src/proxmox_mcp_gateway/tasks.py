@@ -28,23 +28,26 @@ class TaskFollower:
         self.api_timeout = api_timeout
         self.redactor = redactor
 
-    async def status(self, upid: str, cluster: str, caller: Caller, log_lines: int = LOG_TAIL_LINES) -> t.TaskResult:
+    async def status(self, upid: str, cluster: str, caller: Caller, log_lines: int = LOG_TAIL_LINES, *,
+                     traceparent: str | None = None) -> t.TaskResult:
         query = t.TaskStatusArgs(upid=upid, log_lines=log_lines)
         raw = await self.bus.call(
             WorkerKind.API, ApiOp.TASK_STATUS, query.model_dump(mode="json", exclude_none=True),
             cluster=cluster, caller=caller, deadline=time.time() + self.api_timeout, idempotent=True,
+            traceparent=traceparent,
         )
         return t.TaskResult.model_validate(raw)
 
     async def follow(self, upid: str, cluster: str, caller: Caller, *, timeout: float,
-                     progress: ProgressFn | None) -> t.TaskResult:
-        """The stopped task; ServiceFailure(timeout) when it still runs after `timeout` seconds."""
+                     progress: ProgressFn | None, traceparent: str | None = None) -> t.TaskResult:
+        """The stopped task; ServiceFailure(timeout) when it still runs after `timeout` seconds. Every poll carries
+        traceparent, the trace of the call that follows the task."""
         began = time.monotonic()
         step = 0
         last_line: str | None = None
         try:
             while True:
-                task = await self.status(upid, cluster, caller)
+                task = await self.status(upid, cluster, caller, traceparent=traceparent)
                 step += 1
                 line = task.log_tail[-1] if task.log_tail else None
                 if progress is not None and (task.status == "running" or step == 1 or line != last_line):

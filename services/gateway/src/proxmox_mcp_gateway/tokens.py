@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from proxmox_mcp_contracts.envelope import Scope
+from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 TOKEN_PREFIX = "pmcp_"
@@ -55,7 +55,7 @@ class TokenEntry(BaseModel):
     @field_validator("cidrs")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+        return [str(network) for network in parse_networks(value)]
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and (now or datetime.now(UTC)) >= self.expires_at
@@ -148,7 +148,7 @@ class TokenStore:
         if unknown_tools:
             raise TokenStoreError(f"--tools: unknown tool(s) {', '.join(unknown_tools)}")
         try:
-            networks = [str(ipaddress.ip_network(c, strict=False)) for c in cidrs or []]
+            networks = [str(network) for network in parse_networks(cidrs or [])]
         except ValueError as exc:
             raise TokenStoreError(f"--cidr: {exc}") from None
         with self._locked():

@@ -1,17 +1,13 @@
-"""The trace context of the tool call being served: the client's W3C traceparent (from the MCP request's
-`_meta`, which the SDK turns into the current OpenTelemetry span, or from a `traceparent` HTTP header), or a
-new trace. Every NATS request made for the call carries it."""
+"""The trace context a client sent with a tool call: its W3C traceparent from the MCP request's `_meta` (which
+the SDK turns into the current OpenTelemetry span) or from a `traceparent` HTTP header. The front end hands it
+to the executor, which makes its own span in that trace and passes it to every NATS request of the call."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
 
 from opentelemetry import trace as otel
 from proxmox_mcp_contracts.trace import TRACEPARENT, valid_traceparent
-
-CALL_TRACEPARENT: ContextVar[str | None] = ContextVar("pmcp_call_traceparent", default=None)
-"""Our span's traceparent while a tool call runs (set by the executor, read by the bus)."""
 
 
 def client_traceparent(headers: Mapping[str, str] | None = None) -> str | None:

@@ -16,7 +16,7 @@ from proxmox_mcp_runtime.metrics.ssh import (
     set_ssh_pool_size,
 )
 from proxmox_mcp_runtime.metrics.worker import watch_worker, worker_observer
-from proxmox_mcp_runtime.ssh import SshEvent, SshPool
+from proxmox_mcp_runtime.ssh import SshEvent, SshPool, paramiko_pipes
 from proxmox_mcp_runtime.worker import WorkerRuntime, serve_until_stopped
 from proxmox_mcp_runtime.worker_main import load_worker, worker_main
 
@@ -75,6 +75,9 @@ def load(env: dict[str, str] | None = None) -> tuple[ProxmoxConfig, SshWorkerSet
 
 
 def main() -> None:
+    # Before any SSH channel exists: paramiko's own wake-up pipe lets one channel closed mid-data end the whole
+    # pooled connection (see paramiko_pipes).
+    paramiko_pipes.install()
     worker_main("ssh-worker", _version(), SshWorkerSettings, run)
 
 

@@ -20,22 +20,6 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says what to fix (never a secret value)."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Minimal .env reader: KEY=VALUE lines, optional quotes, # comments."""
-    values: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
-
-
 def load_config_file(path: Path) -> ProxmoxConfig:
     try:
         data = tomllib.loads(path.read_text())
@@ -66,23 +50,22 @@ def _relative_to(config: ProxmoxConfig, base: Path) -> ProxmoxConfig:
     return config.model_copy(update={"clusters": clusters})
 
 
-def load_proxmox_config(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> ProxmoxConfig:
-    """PMCP_CONFIG wins; otherwise the original variables (SSH_HOST, PROXMOX_HOST, ...) from env and .env.
+def load_proxmox_config(env: Mapping[str, str] | None = None, config_file: Path | None = None) -> ProxmoxConfig:
+    """config_file (a command line's --config) wins, then PMCP_CONFIG; otherwise the original variables (SSH_HOST,
+    PROXMOX_HOST, ...) of `env` (default: this process's environment; an env file is merged into it by its
+    caller, see env_file).
 
     Every secret of the loaded configuration is registered with the redactor, so no log line, result or
     error of this process can carry it."""
-    config = _load(env, dotenv)
+    environ = os.environ if env is None else env
+    config = _load({**environ, CONFIG_ENV: str(config_file)} if config_file is not None else environ)
     register_model_secrets(config)
     register_hosts([*(h.address for c in config.clusters for h in c.hosts), *(c.api.host for c in config.clusters)],
                    keep=[h.node for c in config.clusters for h in c.hosts])
     return config
 
 
-def _load(env: Mapping[str, str] | None, dotenv: Path | None) -> ProxmoxConfig:
-    merged: dict[str, str] = {}
-    if dotenv is not None and dotenv.is_file():
-        merged.update(read_dotenv(dotenv))
-    merged.update(env if env is not None else os.environ)
+def _load(merged: Mapping[str, str]) -> ProxmoxConfig:
     config_path = merged.get(CONFIG_ENV)
     if config_path:
         return load_config_file(Path(config_path))

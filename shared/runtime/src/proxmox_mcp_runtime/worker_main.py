@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.command_policy import PROFILES_ENV, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.env_file import with_env_file
 from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
 from proxmox_mcp_runtime.metrics.serve import MetricsConfigError, serve_metrics_from_env
@@ -64,7 +65,7 @@ def load_worker(
     environ = dict(os.environ if env is None else env)
     if settings.config_path is not None:
         environ[CONFIG_ENV] = str(settings.config_path)
-    return load_proxmox_config(environ, dotenv=settings.env_file), settings
+    return load_proxmox_config(with_env_file(settings.env_file, environ)), settings
 
 
 def _problem(exc: Exception, settings_type: type[BaseSettings]) -> str:

@@ -1,6 +1,5 @@
 """The one SSH connection module of proxmox-mcp (ssh-worker, and the api-worker's ssh-tunnel/pvesh modes)."""
 
-from proxmox_mcp_runtime.ssh import paramiko_pipes  # noqa: F401  (first: every channel gets the locked pipe)
 from proxmox_mcp_runtime.ssh.command import CommandOutput, command_line
 from proxmox_mcp_runtime.ssh.forward import LocalForward
 from proxmox_mcp_runtime.ssh.keys import check_key_permissions, load_private_key

@@ -8,7 +8,9 @@ belongs to another file. The OSError that follows (EBADF, EPIPE) is caught by th
 which then ends the whole SSH connection, failing every other channel on it. Open upstream: paramiko
 issues #1700 and #2271, pull request #2274.
 
-Importing this module swaps in a locked pipe for every channel created afterwards.
+install() swaps in a locked pipe for every channel created afterwards. It changes paramiko for the whole
+process, so importing this module does nothing by itself: each entry point that opens SSH channels (the
+ssh-worker, the api-worker, `proxmox-mcp doctor`) calls install() once at start.
 """
 
 from __future__ import annotations
@@ -65,9 +67,7 @@ def _make_pipe() -> LockedPosixPipe:
 
 
 def install() -> None:
-    """Idempotent; a no-op on Windows, whose socket-based pipe paramiko handles differently."""
+    """Give every paramiko channel created from now on the locked pipe (process-wide: paramiko has no hook per
+    transport). Idempotent; a no-op on Windows, whose socket-based pipe paramiko handles differently."""
     if sys.platform != "win32":
         paramiko.pipe.make_pipe = _make_pipe  # type: ignore[assignment]
-
-
-install()
