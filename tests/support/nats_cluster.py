@@ -156,13 +156,13 @@ class NatsCluster:
                     return {**detail.get("state", {}), "cluster": detail.get("cluster", {})}
         return None
 
-    def connection_holder(self, client_name: str) -> NatsNode | None:
-        """The running node a client (by its connect name) is connected to."""
+    def connection_holder(self, name_prefix: str) -> NatsNode | None:
+        """The running node a client is connected to (the first whose connect name starts with name_prefix)."""
         for node in self.nodes:
             if not node.running:
                 continue
             connz = self.monitor(node, "/connz?limit=1024") or {}
-            if any(conn.get("name") == client_name for conn in connz.get("connections") or []):
+            if any(str(conn.get("name", "")).startswith(name_prefix) for conn in connz.get("connections") or []):
                 return node
         return None
 
