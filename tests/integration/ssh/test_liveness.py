@@ -4,19 +4,25 @@ window, not at the command's timeout; a host that answers is never cut short."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import nats
 import pytest
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
-from proxmox_mcp_contracts.settings import HostConfig, SshSettings
+from proxmox_mcp_contracts.settings import HostConfig, ProxmoxConfig, SshSettings
+from proxmox_mcp_runtime.config import dump_config_toml
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 from proxmox_mcp_runtime.ssh.liveness import LivenessPolicy
 
 from tests.integration.ssh.test_pool import HOST, settings_for, unique_sleep
+from tests.integration.ssh.test_worker import NODE, OPERATOR_CALLER, _cluster, run_error, start_worker
+from tests.support.nats import NatsServer
 from tests.support.procs import frozen
+from tests.support.services import write_private
 from tests.support.sim import start_sim
 from tests.support.sshd import SshdServer, remote_processes
 
@@ -63,6 +69,35 @@ async def test_a_command_on_a_host_that_freezes_fails_within_the_liveness_window
         print(f"frozen host noticed after {elapsed:.2f}s (interval 1 s, 3 misses)")
     finally:
         await pool.close()
+
+
+async def test_the_ssh_worker_takes_the_liveness_settings_from_its_environment_and_names_the_frozen_node(
+    sshd: SshdServer, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cluster = f"sshtest-liveness-{secrets.token_hex(3)}"
+    config = ProxmoxConfig(clusters=[_cluster(cluster, sshd, max_command_timeout=60)])
+    config_path = write_private(tmp_path / "liveness.toml", dump_config_toml(config))
+    proc = start_worker(config_path, tmp_path, "ssh-worker-liveness", NATS_URL=nats_server.url,
+                        PMCP_SSH_LIVENESS_INTERVAL="1", PMCP_SSH_LIVENESS_MISSES="3")
+    nc = await nats.connect(nats_server.url)
+    try:
+        pattern = unique_sleep()
+        call = asyncio.create_task(run_error(nc, cluster, {"command": f"sleep {pattern}", "timeout": 60},
+                                             caller=OPERATOR_CALLER, timeout=70))
+        deadline = time.monotonic() + 15
+        while not remote_processes(pattern):
+            assert not call.done() and time.monotonic() < deadline, call
+            await asyncio.sleep(0.02)
+        with sshd.frozen():
+            started = time.monotonic()
+            error = await asyncio.wait_for(call, timeout=40)
+            elapsed = time.monotonic() - started
+        assert error.code is ErrorCode.UNAVAILABLE and error.retryable is False, error
+        assert f"node {NODE} stopped answering over SSH" in error.message, error
+        assert elapsed < 20, elapsed
+    finally:
+        await nc.close()
+        proc.stop()
 
 
 async def test_a_long_command_on_a_host_that_answers_is_not_cut_short_by_the_probes(sshd: SshdServer) -> None:
