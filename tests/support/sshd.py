@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Proc, find_binary, free_port, start_process, wait_until
+from tests.support.procs import Proc, find_binary, free_port, frozen, start_process, wait_until
 
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "pmcptest"
@@ -78,6 +78,10 @@ class SshdServer:
     def stop(self) -> None:
         """Stop sshd and every connection it serves (per-connection children call setsid, so kill them too)."""
         stop_tree(self.proc)
+
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        """sshd and every connection and command under it stopped (SIGSTOP) for the block: a host that hangs."""
+        return frozen([self.proc.pid, *descendants(self.proc.pid)])
 
     def restart(self) -> None:
         """Stop (dropping all connections) and start again on the same port with the same keys."""

@@ -148,7 +148,8 @@ async def _scenario_worker_killed_mid_call_reports_unavailable_with_unknown_outc
     assert result.is_error
     assert result.structured_content["code"] in {"unavailable", "timeout"}  # type: ignore[index]
     assert result.structured_content["code"] == "unavailable", result.content  # type: ignore[index]
-    assert "stopped responding" in result.content[0].text  # type: ignore[union-attr]
+    assert "proxmox-mcp-api-worker handling this call stopped responding" in result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content["retryable"] is True  # type: ignore[index]  # a read: safe to send again
     assert time.monotonic() - started < 10
     stack.restart_worker("api-worker")
 

@@ -70,7 +70,7 @@ def ssh_pool(cluster: ClusterConfig, settings: ApiWorkerSettings) -> SshPool:
             observe_ssh_connect(cluster.name, event.outcome, event.seconds, reconnect=event.reconnect)
 
     return SshPool(cluster.ssh, on_event=record, max_threads=settings.threads,
-                   max_sessions_per_host=settings.ssh_sessions)
+                   max_sessions_per_host=settings.ssh_sessions, liveness=settings.ssh_liveness())
 
 
 def build_backend(cluster: ClusterConfig, settings: ApiWorkerSettings) -> tuple[PveBackend, str | None]:

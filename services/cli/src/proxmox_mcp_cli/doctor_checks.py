@@ -17,6 +17,7 @@ from proxmox_mcp_contracts.settings import ClusterConfig
 from proxmox_mcp_contracts.subjects import SUBJECT_PREFIX, WorkerKind, service_name
 from proxmox_mcp_runtime.config import ConfigError, load_proxmox_config
 from proxmox_mcp_runtime.discovery import gather_replies
+from proxmox_mcp_runtime.worker import nats_servers
 
 from proxmox_mcp_cli.doctor_api import ORIGINAL_TOOLS, check_api
 from proxmox_mcp_cli.doctor_modes import check_api_modes
@@ -164,8 +165,8 @@ async def _check_nats(report: Report, url: str, cluster: str | None, timeout: fl
     try:
         # wait_for: with nothing listening, nats-py keeps retrying the server list instead of giving up.
         nc = await asyncio.wait_for(
-            nats.connect(servers=[url], name="proxmox-mcp-doctor", connect_timeout=timeout, allow_reconnect=False,
-                         max_reconnect_attempts=0, error_cb=quiet),
+            nats.connect(servers=nats_servers(url), name="proxmox-mcp-doctor", connect_timeout=timeout,
+                         allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet),
             timeout=timeout + 1,
         )
     except Exception as exc:

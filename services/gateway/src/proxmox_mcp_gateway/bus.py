@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +141,16 @@ class WorkerBus:
         timeout = envelope.remaining()
         if timeout <= 0:
             raise ServiceFailure(ErrorCode.TIMEOUT, "the call's deadline passed before it was sent")
+        reconnects_before = nc.stats["reconnects"]
+
+        async def link_lost(probe: bool) -> bool:
+            if not nc.is_connected or nc.stats["reconnects"] != reconnects_before:
+                return True
+            return probe and not await self._echoes(nc, timeout=interval * 2.5)
+
         request = asyncio.ensure_future(nc.request(subject, envelope.model_dump_json().encode(), timeout=timeout))
         try:
-            msg = await self._await_with_liveness(request, beat, interval, kind, idempotent)
+            msg = await self._await_with_liveness(request, beat, interval, kind, idempotent, link_lost)
         finally:
             self._beats.pop(envelope.request_id, None)
             if not request.done():
@@ -157,7 +164,12 @@ class WorkerBus:
         interval: float,
         kind: WorkerKind,
         idempotent: bool,
+        link_lost: Callable[[bool], Awaitable[bool]],
     ) -> Msg:
+        """The reply, or a failure naming what failed: the deadline; the gateway's own NATS connection (it dropped
+        since the request went out, or no longer carries a message to itself: the reply and the heartbeats may be
+        lost with it); or the worker (its heartbeats stopped while the gateway's connection works: it died or lost
+        its own NATS connection)."""
         silence_limit = interval * 2.5
         while True:
             done, _ = await asyncio.wait({request}, timeout=silence_limit)
@@ -165,29 +177,47 @@ class WorkerBus:
                 try:
                     return request.result()
                 except (nats.errors.TimeoutError, TimeoutError):
+                    if await link_lost(False):
+                        raise self._lost_link(idempotent) from None
                     raise ServiceFailure(
                         ErrorCode.TIMEOUT,
-                        "the worker did not answer before the deadline"
-                        + ("" if idempotent else "; the outcome of this non-idempotent call is unknown"),
+                        f"the {service_name(kind)} did not answer before the call's deadline"
+                        + ("" if idempotent else OUTCOME_UNKNOWN),
                     ) from None
                 except nats.errors.NoRespondersError:
                     raise
-                except (nats.errors.ConnectionClosedError, nats.errors.Error) as exc:
-                    raise ServiceFailure(
-                        ErrorCode.UNAVAILABLE,
-                        f"lost the NATS connection during the call ({type(exc).__name__})"
-                        + ("" if idempotent else "; the outcome is unknown, check before retrying"),
-                        retryable=idempotent,
-                    ) from None
+                except nats.errors.Error:
+                    raise self._lost_link(idempotent) from None
             if beat.is_set():
                 beat.clear()
                 continue
-            raise ServiceFailure(
-                ErrorCode.UNAVAILABLE,
-                f"the {service_name(kind)} handling this call stopped responding"
-                + ("" if idempotent else "; the outcome of this non-idempotent call is unknown, check before retrying"),
-                retryable=False,
+            if await link_lost(True):
+                raise self._lost_link(idempotent)
+            raise _lost_call(
+                f"the {service_name(kind)} handling this call stopped responding (it died or lost its NATS "
+                "connection)", idempotent,
             )
+
+    def _lost_link(self, idempotent: bool) -> ServiceFailure:
+        state = "it is reconnecting" if not self.connected else "it has reconnected"
+        return _lost_call(f"the gateway's connection to NATS failed during the call ({state})", idempotent)
+
+    async def _echoes(self, nc: NatsClient, timeout: float) -> bool:
+        """Whether a message from the gateway to itself still makes the round trip through its NATS server (a
+        cut-off server looks connected until pings time out). Not nc.flush(timeout): nats-py cancels the PONG's
+        future on timeout and then fails its read loop when the late PONG arrives."""
+        token = "echo-" + uuid.uuid4().hex
+        echoed = asyncio.Event()
+        self._beats[token] = echoed
+        try:
+            await nc.publish(heartbeat_subject(self.settings.gateway_id, token), b"")
+            async with asyncio.timeout(timeout):
+                await echoed.wait()
+            return True
+        except (TimeoutError, nats.errors.Error):
+            return False
+        finally:
+            self._beats.pop(token, None)
 
     async def ping_services(self, kind: WorkerKind, timeout: float = 0.5) -> tuple[list[dict[str, Any]],
                                                                                   float | None]:
@@ -202,6 +232,16 @@ class WorkerBus:
             return False
         return True
 
+
+
+OUTCOME_UNKNOWN = "; the outcome of this non-idempotent call is unknown, check before retrying"
+
+
+def _lost_call(what: str, idempotent: bool) -> ServiceFailure:
+    """A call whose reply can no longer come: a read may simply be sent again, a write may have happened."""
+    if idempotent:
+        return ServiceFailure(ErrorCode.UNAVAILABLE, what + "; this read is safe to retry", retryable=True)
+    return ServiceFailure(ErrorCode.UNAVAILABLE, what + OUTCOME_UNKNOWN, retryable=False)
 
 
 def _decode_reply(msg: Msg) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class SshWorker:
                 max_threads=settings.threads,
                 max_sessions_per_host=settings.max_sessions_per_host,
                 kill_after=settings.kill_after,
+                liveness=settings.ssh_liveness(),
             )
             for name, cluster in self.clusters.items()
         }

@@ -21,6 +21,7 @@ from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
 from proxmox_mcp_runtime.metrics.serve import MetricsConfigError, serve_metrics_from_env
 from proxmox_mcp_runtime.settings_errors import describe_settings_error
+from proxmox_mcp_runtime.ssh.liveness import LivenessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,19 @@ class WorkerBaseSettings(BaseSettings):
     )
     env_file: Path = Field(default=Path(".env"), validation_alias="PMCP_ENV_FILE")
     drain_timeout: float = Field(default=30.0, gt=0, validation_alias="PMCP_DRAIN_TIMEOUT")
+    ssh_liveness_interval: float = Field(
+        default=5.0, ge=0, validation_alias="PMCP_SSH_LIVENESS_INTERVAL",
+        description="Seconds between probes that want an answer from a host while a command runs on it (0: off)",
+    )
+    ssh_liveness_misses: int = Field(
+        default=3, ge=1, le=100, validation_alias="PMCP_SSH_LIVENESS_MISSES",
+        description="Unanswered probes in a row after which the host counts as gone: the command fails "
+        "(unavailable) and the connection is dropped",
+    )
+
+    def ssh_liveness(self) -> LivenessPolicy:
+        return LivenessPolicy(interval=self.ssh_liveness_interval, misses=self.ssh_liveness_misses)
+
     command_profiles: Path | None = Field(
         default=None, validation_alias=PROFILES_ENV,
         description="Extra command profiles (TOML, or .json): the same file the gateway is given",

@@ -15,6 +15,8 @@ from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
+from proxmox_mcp_runtime.ssh.liveness import HostLiveness, HostNotAnswering
+
 _READ_CHUNK = 65536
 _POLL = 0.25
 """Longest wait between checks of the deadline and the cancel flag."""
@@ -129,8 +131,11 @@ def run_on_transport(
     open_timeout: float,
     cancel: threading.Event,
     kill_signal: str = "TERM",
+    liveness: HostLiveness | None = None,
 ) -> CommandOutput:
-    """Run command on a new channel; stop it (signal + close) at the deadline or when cancel is set."""
+    """Run command on a new channel; stop it (signal + close) at the deadline or when cancel is set.
+
+    With liveness, the host is probed while the command runs: HostNotAnswering when it stops answering."""
     channel = open_channel(transport, open_timeout)
     started = time.monotonic()
     try:
@@ -145,7 +150,7 @@ def run_on_transport(
             ) from None
         with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             send_stdin_eof(channel)  # a command reading stdin must not wait forever
-        output = _collect(channel, started, timeout, max_output, cancel, kill_signal)
+        output = _collect(channel, started, timeout, max_output, cancel, kill_signal, liveness)
         if not output.timed_out:
             _await_remote_close(channel)
         return output
@@ -161,6 +166,7 @@ def _collect(
     max_output: int,
     cancel: threading.Event,
     kill_signal: str,
+    liveness: HostLiveness | None,
 ) -> CommandOutput:
     stdout = bytearray()
     stderr = bytearray()
@@ -186,6 +192,13 @@ def _collect(
         finished = channel.closed or (channel.eof_received and channel.exit_status_ready())
         if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
             break
+        if liveness is not None:
+            try:
+                liveness.check()
+            except HostNotAnswering:
+                with contextlib.suppress(Exception):
+                    send_signal(channel, kill_signal)  # read by sshd if the host thaws before it sees us go
+                raise
         left = deadline - time.monotonic()
         if left <= 0 or cancel.is_set():
             timed_out = True

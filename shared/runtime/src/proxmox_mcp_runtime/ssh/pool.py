@@ -31,6 +31,7 @@ from proxmox_mcp_runtime.ssh.command import (
 from proxmox_mcp_runtime.ssh.connection import ConnectFailed, Credentials, Target, open_transport
 from proxmox_mcp_runtime.ssh.forward import LocalForward
 from proxmox_mcp_runtime.ssh.keys import load_private_key
+from proxmox_mcp_runtime.ssh.liveness import HostLiveness, HostNotAnswering, LivenessPolicy
 from proxmox_mcp_runtime.ssh.trust import HostKeyVerifier
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class SshEvent:
     connect: outcome ok | auth_failed | host_key_mismatch | unreachable | timeout | error; reconnect
     is True when a dead connection was replaced. command: outcome ok | nonzero | timeout | error (the
     ssh-worker also reports "denied" for policy refusals).
-    disconnect: a pooled connection was found dead or closed (outcome "dead" or "closed").
+    disconnect: a pooled connection was found dead, closed, or dropped because the host stopped answering
+    (outcome "dead", "closed" or "unresponsive").
     """
 
     kind: EventKind
@@ -81,6 +83,9 @@ class SshPool:
     `remote_timeout` (settings.remote_timeout unless given; default on) the command also runs under
     `exec timeout --signal=TERM --kill-after=K` on the host, one second longer, so the process group
     ends even when the signal is not honoured. Commands get stdin EOF at once.
+    Liveness: while a command runs, the host must answer a probe every `liveness.interval` seconds; after
+    `liveness.misses` unanswered ones the command fails (unavailable) and the connection is dropped, instead of
+    waiting for the command's timeout on a host that froze or was cut off.
     """
 
     def __init__(
@@ -92,16 +97,19 @@ class SshPool:
         max_sessions_per_host: int = 6,
         remote_timeout: bool | None = None,
         kill_after: float = 2.0,
+        liveness: LivenessPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.on_event = on_event
         self.stats = PoolStats()
         self.remote_timeout = settings.remote_timeout if remote_timeout is None else remote_timeout
         self.kill_after = kill_after
+        self.liveness = liveness or LivenessPolicy()
         self._verifier = HostKeyVerifier.from_settings(settings)
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="pmcp-ssh")
         self._max_sessions = max_sessions_per_host
         self._transports: dict[HostKey, paramiko.Transport] = {}
+        self._liveness: dict[HostKey, HostLiveness] = {}
         self._connecting: dict[HostKey, asyncio.Task[paramiko.Transport]] = {}
         self._sessions: dict[HostKey, asyncio.Semaphore] = {}
         self._key: paramiko.PKey | None = None
@@ -127,9 +135,9 @@ class SshPool:
         """Run a command (a list argv is sent as shlex.join(argv)) and return its output.
 
         Raises ServiceFailure: timeout (unless raise_on_timeout is False: then timed_out=True comes back
-        with the partial output), unavailable (cannot connect: retryable; connection lost mid-command:
-        not retryable, outcome unknown), permission_denied (host key not trusted), upstream_error
-        (login refused).
+        with the partial output), unavailable (cannot connect: retryable; connection lost or host not
+        answering mid-command: not retryable, outcome unknown), permission_denied (host key not trusted),
+        upstream_error (login refused).
         """
         if timeout <= 0:
             raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")
@@ -143,10 +151,21 @@ class SshPool:
                     lambda transport: partial(
                         run_on_transport, transport, line, timeout=timeout, max_output=cap,
                         open_timeout=self.settings.connect_timeout, cancel=cancel,
+                        liveness=self._liveness_of(host, transport),
                     ),
                     cancel=cancel,
                     what="run the command",
                 )
+            except HostNotAnswering as gone:
+                self._forget(host, gone.transport, outcome="unresponsive")
+                self.stats.commands += 1
+                self._emit(SshEvent("command", host.node, "error"))
+                raise ServiceFailure(
+                    ErrorCode.UNAVAILABLE,
+                    f"node {host.node} stopped answering over SSH ({gone}: frozen or cut off); the connection was "
+                    "dropped and the command's outcome is unknown",
+                    retryable=False,
+                ) from None
             except ServiceFailure:
                 self.stats.commands += 1
                 self._emit(SshEvent("command", host.node, "error"))
@@ -215,6 +234,7 @@ class SshPool:
             task.cancel()
         transports = list(self._transports.values())
         self._transports.clear()
+        self._liveness.clear()
         for transport in transports:
             await self._in_thread(transport.close)
             self._emit(SshEvent("disconnect", "", "closed"))
@@ -296,6 +316,8 @@ class SshPool:
             await self._in_thread(transport.close)
             raise ServiceFailure(ErrorCode.UNAVAILABLE, "the SSH pool is shut down", retryable=True)
         self._transports[key] = transport
+        if self.liveness.enabled:
+            self._liveness[key] = HostLiveness(transport, self.liveness)
         self._ever_connected.add(key)
         self.stats.connects += 1
         self.stats.reconnects += int(reconnect)
@@ -325,11 +347,16 @@ class SshPool:
         key = self._host_key(host)
         if self._transports.get(key) is transport:
             del self._transports[key]
+            self._liveness.pop(key, None)
             self._emit(SshEvent("disconnect", host.node, outcome))
             try:
                 self._executor.submit(transport.close)
             except RuntimeError:  # executor already shut down by close()
                 transport.close()
+
+    def _liveness_of(self, host: HostConfig, transport: paramiko.Transport) -> HostLiveness | None:
+        liveness = self._liveness.get(self._host_key(host))
+        return liveness if liveness is not None and liveness.transport is transport else None
 
     # --- plumbing ---------------------------------------------------------------------------
 
