@@ -42,6 +42,7 @@ from proxmox_mcp_gateway.security import (
     request_state_keys,
 )
 from proxmox_mcp_gateway.settings import GatewaySettings
+from proxmox_mcp_gateway.shared_state import SharedState, shared_state_for
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Gateway:
     bus: WorkerBus
     executor: ToolExecutor
     health: HealthMonitor
+    state: SharedState
 
     @property
     def security(self) -> CallSecurity:
@@ -84,7 +86,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
-    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health)
+    state = shared_state_for(settings, lambda: bus.nats_client)
+    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state)
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
@@ -144,6 +147,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting  # a connect under way ends before the bus closes, not after
             await gw.health.stop()
+            await gw.state.close()
             await gw.bus.close()
             if gw.audit is not None:
                 await gw.audit.close()

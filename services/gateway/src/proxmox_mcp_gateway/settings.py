@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_runtime.networks import parse_networks
@@ -75,6 +75,10 @@ class GatewaySettings(BaseSettings):
                                 "from it, nothing else")
     confirm_destructive: bool = Field(default=True, description="Destructive calls need the user's confirmation")
     confirm_timeout: float = Field(default=120.0, gt=0, description="Seconds a user has to answer a confirmation")
+    state: Literal["local", "jetstream"] = Field(
+        default="local", description="Where state shared by gateway replicas lives: local (one gateway: "
+        "STATE_DIR files) or jetstream (KV buckets and streams on the NATS cluster)")
+    state_replicas: int = Field(default=3, ge=1, le=5, description="JetStream replicas of the shared state")
     request_state_key_file: Path | None = Field(
         default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
         "between gateway replicas (default: a key of this process)")
