@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -67,7 +68,12 @@ def find_binary(name: str, *candidates: str | Path) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} is not installed (see .ci/run for how the suite installs it)"
+    missing_prerequisite(f"{name} is not installed (see .ci/run for how the suite installs it)")
+
+
+def missing_prerequisite(message: str) -> NoReturn:
+    """Something of the machine a test needs (a binary, root) is absent: skip locally, fail when CI sets
+    PMCP_REQUIRE_BINARIES=1 (CI runs as root with every binary installed)."""
     if os.environ.get("PMCP_REQUIRE_BINARIES") == "1":
         pytest.fail(message)
     pytest.skip(message)
