@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -156,6 +157,17 @@ def wait_until(
         time.sleep(interval)
     tail = proc.log_text()[-3000:] if proc else ""
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+async def wait_until_async(
+    condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.02
+) -> None:
+    """wait_until for coroutines: polls without blocking the event loop, so the awaited work can progress."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 @contextlib.contextmanager
