@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.procs import find_binary
 
 CACHE = Path(os.environ.get("PMCP_NPM_CACHE", Path.home() / ".cache" / "proxmox-mcp-tests" / "npm"))
 
 
 def npm_install(packages: list[str], name: str) -> Path:
     """Install packages into CACHE/name (once); skip with a reason when npm or the registry is unreachable."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed")
+    npm = find_binary("npm")
     prefix = CACHE / name
     marker = prefix / ".installed"
     wanted = " ".join(packages)

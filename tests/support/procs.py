@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -67,7 +69,12 @@ def find_binary(name: str, *candidates: str | Path) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} is not installed (see .ci/run for how the suite installs it)"
+    missing_prerequisite(f"{name} is not installed (see .ci/run for how the suite installs it)")
+
+
+def missing_prerequisite(message: str) -> NoReturn:
+    """Something of the machine a test needs (a binary, root) is absent: skip locally, fail when CI sets
+    PMCP_REQUIRE_BINARIES=1 (CI runs as root with every binary installed)."""
     if os.environ.get("PMCP_REQUIRE_BINARIES") == "1":
         pytest.fail(message)
     pytest.skip(message)
@@ -150,6 +157,17 @@ def wait_until(
         time.sleep(interval)
     tail = proc.log_text()[-3000:] if proc else ""
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+async def wait_until_async(
+    condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.02
+) -> None:
+    """wait_until for coroutines: polls without blocking the event loop, so the awaited work can progress."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 @contextlib.contextmanager

@@ -24,9 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from tests.support.procs import Proc, find_binary, free_port, frozen, start_process, wait_until
+from tests.support.procs import Proc, find_binary, free_port, frozen, missing_prerequisite, start_process, wait_until
 
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "pmcptest"
@@ -137,10 +135,7 @@ def _require_root_and_sshd() -> None:
     find_binary("sshd", SSHD)
     find_binary("ssh-keygen")
     if os.geteuid() != 0:
-        message = "the test sshd needs root (it creates the test user and runs sshd privilege separation)"
-        if os.environ.get("PMCP_REQUIRE_BINARIES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite("the test sshd needs root (it creates the test user and runs sshd privilege separation)")
 
 
 def _keygen(path: Path, kind: str, passphrase: str = "", bits: int | None = None) -> str:

@@ -9,9 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.support.procs import REPO_ROOT, find_binary
+from tests.support.procs import REPO_ROOT, find_binary, missing_prerequisite
 
 INSTALL_SH = REPO_ROOT / "deploy" / "install.sh"
 UNIT_SOURCE = REPO_ROOT / "deploy" / "systemd"
@@ -58,7 +56,7 @@ def run_install(*args: str, timeout: float = 300) -> subprocess.CompletedProcess
 
 def install_into(root: Path, *args: str) -> ScratchInstall:
     if os.geteuid() != 0:
-        pytest.skip("the scratch-root install sets owners; it needs root (CI runs as root)")
+        missing_prerequisite("the scratch-root install sets owners; it needs root (CI runs as root)")
     find_binary("systemd-sysusers")
     result = run_install("--root", str(root), *args)
     assert result.returncode == 0, result.stdout + result.stderr

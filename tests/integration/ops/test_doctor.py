@@ -23,6 +23,7 @@ from proxmox_mcp_runtime.config import dump_config_toml, load_proxmox_config
 from tests.support.nats import NatsServer
 from tests.support.procs import free_port
 from tests.support.services import write_private
+from tests.support.sim import SimInfo, start_sim
 from tests.support.sshd import SshdServer, start_sshd
 
 CLEAN_PREFIXES = ("SSH_", "PROXMOX_", "PMCP_", "NATS_URL")
@@ -57,11 +58,7 @@ def ssh_env(sshd: SshdServer, **overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    try:
-        from tests.support.sim import start_sim
-    except ImportError:
-        pytest.skip("tests/support/sim.py (the simulator fixture) is not there yet")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimInfo]:
     info = start_sim(tmp_path_factory.mktemp("doctor-sim"))
     try:
         yield info
@@ -69,19 +66,11 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         info.proc.stop()
 
 
-def api_env(sim: Any, token: dict[str, str] | None = None) -> dict[str, str]:
+def api_env(sim: SimInfo, token: dict[str, str] | None = None) -> dict[str, str]:
     chosen = token or sim.admin_token
     return {"PROXMOX_HOST": sim.host, "PROXMOX_PORT": str(sim.api_port), "PROXMOX_USER": chosen["user"],
             "PROXMOX_TOKEN_NAME": chosen["token_id"], "PROXMOX_TOKEN_VALUE": chosen["secret"],
             "PROXMOX_FINGERPRINT": sim.fingerprint}
-
-
-def readonly_token(sim: Any) -> dict[str, str]:
-    for name in ("readonly_token", "read_only_token", "ro_token"):
-        token = getattr(sim, name, None)
-        if token:
-            return dict(token)
-    raise AssertionError("the simulator reports no read-only token")
 
 
 # --- against the real sshd -------------------------------------------------------------------------
@@ -239,7 +228,7 @@ def test_an_unreachable_nats_is_named(sshd: SshdServer) -> None:
 # --- against the simulator ---------------------------------------------------------------------------
 
 
-def test_the_simulator_and_the_sshd_together_are_all_green(sshd: SshdServer, sim: Any) -> None:
+def test_the_simulator_and_the_sshd_together_are_all_green(sshd: SshdServer, sim: SimInfo) -> None:
     code, report, stderr = doctor({**ssh_env(sshd), **api_env(sim)})
     assert code == 0, (failed(report), stderr)
     found = checks(report)
@@ -248,7 +237,7 @@ def test_the_simulator_and_the_sshd_together_are_all_green(sshd: SshdServer, sim
     assert report["ok"] is True
 
 
-def test_the_simulator_alone_is_all_green(sim: Any) -> None:
+def test_the_simulator_alone_is_all_green(sim: SimInfo) -> None:
     env = {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
            "SSH_USER": getattr(sim, "ssh_user", "root"), "SSH_KEY_PATH": str(sim.ssh_private_key),
            "SSH_HOST_KEY_FINGERPRINT": sim.ssh_host_key_fingerprint, **api_env(sim)}
@@ -256,7 +245,7 @@ def test_the_simulator_alone_is_all_green(sim: Any) -> None:
     assert code == 0, (failed(report), stderr)
 
 
-def test_tunnel_mode_through_the_simulators_ssh_is_all_green(sim: Any) -> None:
+def test_tunnel_mode_through_the_simulators_ssh_is_all_green(sim: SimInfo) -> None:
     env = {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
            "SSH_USER": getattr(sim, "ssh_user", "root"), "SSH_KEY_PATH": str(sim.ssh_private_key),
            "SSH_HOST_KEY_FINGERPRINT": sim.ssh_host_key_fingerprint, **api_env(sim), "PROXMOX_API_MODE": "ssh-tunnel"}
@@ -274,11 +263,11 @@ class _DropsAfterFirstChannel(paramiko.Transport):
         return channel
 
 
-def test_an_ssh_connection_dropping_under_the_tunnel_is_a_failed_check_not_a_crash(sim: Any) -> None:
+def test_an_ssh_connection_dropping_under_the_tunnel_is_a_failed_check_not_a_crash(sim: SimInfo) -> None:
     env = {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
            **api_env(sim), "PROXMOX_API_MODE": "ssh-tunnel"}
     cluster = load_proxmox_config(env).cluster(None)
-    assert cluster is not None
+    assert cluster is not None and sim.ssh_port is not None
     transport = _DropsAfterFirstChannel((sim.host, sim.ssh_port))
     transport.connect(username="root", pkey=paramiko.PKey.from_path(sim.ssh_private_key))
     report = Report()
@@ -289,8 +278,8 @@ def test_an_ssh_connection_dropping_under_the_tunnel_is_a_failed_check_not_a_cra
     assert "the SSH connection carrying the tunnel failed" in results["api.tls"].detail
 
 
-def test_a_token_lacking_privileges_is_named_with_the_pveum_fix(sim: Any) -> None:
-    token = readonly_token(sim)
+def test_a_token_lacking_privileges_is_named_with_the_pveum_fix(sim: SimInfo) -> None:
+    token = sim.readonly_token
     code, report, _ = doctor(api_env(sim, token))
     assert code == 1
     problem = failed(report)["api.privileges"]
@@ -298,14 +287,14 @@ def test_a_token_lacking_privileges_is_named_with_the_pveum_fix(sim: Any) -> Non
     assert f"pveum acl modify /vms --tokens '{token['user']}!{token['token_id']}' --roles PVEVMUser" in problem["fix"]
 
 
-def test_a_wrong_token_secret_is_named(sim: Any) -> None:
+def test_a_wrong_token_secret_is_named(sim: SimInfo) -> None:
     token = {**sim.admin_token, "secret": "00000000-0000-0000-0000-000000000000"}
     _, report, _ = doctor(api_env(sim, token))
     problem = failed(report)["api.auth"]
     assert "401" in problem["detail"] and "pveum user token list" in problem["fix"]
 
 
-def test_a_wrong_certificate_pin_stops_before_the_token_is_sent(sim: Any) -> None:
+def test_a_wrong_certificate_pin_stops_before_the_token_is_sent(sim: SimInfo) -> None:
     env = {**api_env(sim), "PROXMOX_FINGERPRINT": "AA:" * 31 + "AA"}
     _, report, _ = doctor(env)
     problem = failed(report)["api.tls"]
@@ -313,7 +302,7 @@ def test_a_wrong_certificate_pin_stops_before_the_token_is_sent(sim: Any) -> Non
     assert "api.auth" not in checks(report)
 
 
-def test_an_unpinned_self_signed_certificate_gets_the_pin_to_use(sim: Any) -> None:
+def test_an_unpinned_self_signed_certificate_gets_the_pin_to_use(sim: SimInfo) -> None:
     env = api_env(sim)
     del env["PROXMOX_FINGERPRINT"]
     _, report, _ = doctor(env)
@@ -325,7 +314,7 @@ def test_an_unpinned_self_signed_certificate_gets_the_pin_to_use(sim: Any) -> No
 # --- which API modes work from here ------------------------------------------------------------------
 
 
-def sim_ssh_env(sim: Any) -> dict[str, str]:
+def sim_ssh_env(sim: SimInfo) -> dict[str, str]:
     return {"SSH_HOST": sim.host, "SSH_PORT": str(sim.ssh_port), "SSH_NODE": sim.nodes[0],
             "SSH_USER": getattr(sim, "ssh_user", "root"), "SSH_KEY_PATH": str(sim.ssh_private_key),
             "SSH_HOST_KEY_FINGERPRINT": sim.ssh_host_key_fingerprint}
@@ -336,7 +325,7 @@ def modes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if name.startswith("api.modes[")}
 
 
-def test_all_three_api_modes_work_against_the_simulator(sim: Any) -> None:
+def test_all_three_api_modes_work_against_the_simulator(sim: SimInfo) -> None:
     code, report, stderr = doctor({**sim_ssh_env(sim), **api_env(sim)}, "--allow-root")
     assert code == 0, (failed(report), stderr)
     found = modes(report)
@@ -351,7 +340,7 @@ def test_all_three_api_modes_work_against_the_simulator(sim: Any) -> None:
     assert sim.admin_token["secret"] not in json.dumps(report) + stderr
 
 
-def test_an_unreachable_api_port_fails_direct_and_suggests_the_tunnel(sim: Any) -> None:
+def test_an_unreachable_api_port_fails_direct_and_suggests_the_tunnel(sim: SimInfo) -> None:
     closed = free_port()
     code, report, stderr = doctor({**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(closed)}, "--allow-root")
     assert code == 1
@@ -368,7 +357,7 @@ def test_an_unreachable_api_port_fails_direct_and_suggests_the_tunnel(sim: Any) 
     assert set(failed(report)) == {"api.reach", "api.modes[direct]"}, failed(report)
 
 
-def test_another_mode_failing_is_only_a_warning(sim: Any) -> None:
+def test_another_mode_failing_is_only_a_warning(sim: SimInfo) -> None:
     env = {**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(free_port()), "PROXMOX_API_MODE": "pvesh"}
     code, report, stderr = doctor(env, "--allow-root")
     assert code == 0, (failed(report), stderr)
@@ -379,7 +368,7 @@ def test_another_mode_failing_is_only_a_warning(sim: Any) -> None:
     assert found["ssh-tunnel"]["status"] == "ok"
 
 
-def test_a_refused_forward_names_the_authorized_keys_options(sim: Any) -> None:
+def test_a_refused_forward_names_the_authorized_keys_options(sim: SimInfo) -> None:
     port = free_port()  # neither the simulator's API port nor 8006: its SSH face refuses to forward there
     env = {**sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(port), "PROXMOX_API_MODE": "ssh-tunnel"}
     code, report, _ = doctor(env, "--allow-root")
@@ -391,7 +380,7 @@ def test_a_refused_forward_names_the_authorized_keys_options(sim: Any) -> None:
     assert modes(report)["pvesh"]["status"] == "ok"
 
 
-def test_a_mode_without_credentials_is_not_tried_and_says_what_is_missing(sim: Any) -> None:
+def test_a_mode_without_credentials_is_not_tried_and_says_what_is_missing(sim: SimInfo) -> None:
     code, report, stderr = doctor({**sim_ssh_env(sim), "PROXMOX_API_MODE": "pvesh"}, "--allow-root")
     assert code == 0, (failed(report), stderr)
     found = modes(report)
@@ -401,7 +390,7 @@ def test_a_mode_without_credentials_is_not_tried_and_says_what_is_missing(sim: A
     assert found["pvesh"]["status"] == "ok"
 
 
-def test_the_table_lists_the_modes(sim: Any) -> None:
+def test_the_table_lists_the_modes(sim: SimInfo) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
     env = {**base, **sim_ssh_env(sim), **api_env(sim), "PROXMOX_PORT": str(free_port()), "COLUMNS": "200"}
     result = subprocess.run([sys.executable, "-m", "proxmox_mcp_cli.main", "doctor", "--allow-root", "--timeout", "3",
@@ -449,7 +438,7 @@ def test_a_tunnel_to_a_port_nothing_listens_on_says_so(sshd: SshdServer) -> None
     assert f"nothing listens on pve1's 127.0.0.1:{closed}" in tunnel["fix"] and "pveproxy" in tunnel["fix"]
 
 
-def test_all_clusters_get_one_report_each_and_a_failing_one_fails_the_run(sim: Any, tmp_path: Path) -> None:
+def test_all_clusters_get_one_report_each_and_a_failing_one_fails_the_run(sim: SimInfo, tmp_path: Path) -> None:
     base = load_proxmox_config({**sim_ssh_env(sim), **api_env(sim)}).clusters[0]
     closed = free_port()
     east = base.model_copy(update={"name": "east"})

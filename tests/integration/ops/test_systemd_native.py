@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -19,6 +18,7 @@ from proxmox_mcp_runtime.config import dump_config_toml
 
 from tests.support.compose import NativeStack
 from tests.support.procs import Proc, start_process, wait_until
+from tests.support.sim import SimInfo, start_sim
 from tests.support.systemd import ScratchInstall, install_into, unit_credentials, unit_environment, unit_settings
 
 ORDER = ("proxmox-mcp-nats.service", "proxmox-mcp-ssh-worker.service", "proxmox-mcp-api-worker.service",
@@ -27,11 +27,7 @@ UNIT_PORTS = (4222, 8222, 8080, 9464, 9465)
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    try:
-        from tests.support.sim import start_sim
-    except ImportError:
-        pytest.skip("tests/support/sim.py (the simulator fixture) is not there yet")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimInfo]:
     info = start_sim(tmp_path_factory.mktemp("systemd-sim"))
     try:
         yield info
@@ -50,7 +46,7 @@ class RunningUnits:
         return f"http://127.0.0.1:{self.stack.ports[8080]}"
 
 
-def _sim_config(sim: Any) -> str:
+def _sim_config(sim: SimInfo) -> str:
     fields = {name: getattr(sim, name) for name in vars(sim) if name != "proc"}
     cluster = config_for_sim(fields)
     ssh = cluster.clusters[0].ssh.model_copy(update={"key_path": Path("id_ed25519")})
@@ -59,7 +55,7 @@ def _sim_config(sim: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def units(tmp_path_factory: pytest.TempPathFactory, sim: Any) -> Iterator[RunningUnits]:
+def units(tmp_path_factory: pytest.TempPathFactory, sim: SimInfo) -> Iterator[RunningUnits]:
     scratch = install_into(tmp_path_factory.mktemp("systemd-native"))
     creds = scratch.credentials
     shutil.copy(sim.ssh_private_key, creds / "id_ed25519")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import missing_prerequisite
 from tests.support.sshd import SshdServer, start_sshd
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,7 +29,7 @@ class ForcedSshd:
 @pytest.fixture(scope="module")
 def forced_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForcedSshd]:
     if not Path("/usr/bin/python3").exists():
-        pytest.skip("the dispatcher's interpreter /usr/bin/python3 is not installed")
+        missing_prerequisite("the dispatcher's interpreter /usr/bin/python3 is not installed")
     server = start_sshd(tmp_path_factory.mktemp("sshd-policy"))
     try:
         dispatcher = server.session_dir / "pmcp-dispatch"

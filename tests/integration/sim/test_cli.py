@@ -183,8 +183,8 @@ def test_a_signal_stops_it_cleanly_within_a_second_even_with_clients_attached(tm
             known_hosts=None,
             agent_path=None,
         ) as conn:
-            process = await conn.create_process("sleep 30")
-            await asyncio.sleep(0.1)
+            process = await conn.create_process("echo attached; sleep 30")
+            assert await asyncio.wait_for(process.stdout.readline(), 5) == "attached\n"
             started = time.monotonic()
             info.proc.popen.send_signal(signum)
             await asyncio.to_thread(info.proc.popen.wait, 5)

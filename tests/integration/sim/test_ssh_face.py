@@ -98,8 +98,8 @@ async def test_sleep_really_waits_and_timeout_cuts_it_short(conn: asyncssh.SSHCl
 
 
 async def test_a_signal_request_ends_a_running_sleep(conn: asyncssh.SSHClientConnection) -> None:
-    process = await conn.create_process("sleep 30")
-    await asyncio.sleep(0.1)
+    process = await conn.create_process("echo started; sleep 30")
+    assert await asyncio.wait_for(process.stdout.readline(), 5) == "started\n"  # the sleep is what runs now
     started = time.monotonic()
     process.send_signal("TERM")
     result = await asyncio.wait_for(process.wait(), 5)
@@ -110,14 +110,18 @@ async def test_a_signal_request_ends_a_running_sleep(conn: asyncssh.SSHClientCon
 async def test_closing_the_channel_ends_a_running_command(
     conn: asyncssh.SSHClientConnection, fresh_sim: SimInfo
 ) -> None:
-    vmid = next(
-        line.split()[0] for line in str((await conn.run("qm list")).stdout).splitlines()[1:] if "stopped" in line
-    )
-    process = await conn.create_process(f"sleep 0.6 && qm start {vmid}")
-    await asyncio.sleep(0.1)
+    listing = [line.split() for line in str((await conn.run("qm list")).stdout).splitlines()[1:]]
+    stopped = next(vmid for vmid, _, status, *_ in listing if status == "stopped")
+    running = next(vmid for vmid, _, status, *_ in listing if status == "running")
+    process = await conn.create_process(f"echo started && sleep 0.6 && qm start {stopped}")
+    assert await asyncio.wait_for(process.stdout.readline(), 5) == "started\n"
     process.close()
-    await asyncio.sleep(1.2)
-    assert (await conn.run(f"qm status {vmid}")).stdout == "status: stopped\n"
+    # The same wait and a power task of the same length on a channel left open, begun after the close: once
+    # it is done, the closed channel's start would have finished too, had closing not ended that command.
+    control = await conn.run(f"sleep 0.6 && qm stop {running}", timeout=10)
+    assert control.exit_status == 0, control.stderr
+    assert (await conn.run(f"qm status {running}")).stdout == "status: stopped\n"
+    assert (await conn.run(f"qm status {stopped}")).stdout == "status: stopped\n"
 
 
 async def test_each_node_has_its_own_ssh_port(pve_sim: SimInfo) -> None:

@@ -17,7 +17,7 @@ from proxmox_mcp_contracts.settings import HostConfig, SshSettings
 from proxmox_mcp_runtime.ssh import SshEvent, SshPool
 from pydantic import SecretStr
 
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_until_async
 from tests.support.sshd import SshdServer, remote_processes, wait_processes_gone
 
 HOST = HostConfig(node="pve-test", address="127.0.0.1")
@@ -106,7 +106,7 @@ async def test_timeout_can_return_partial_output_instead_of_raising(pool: SshPoo
 async def test_cancelling_a_call_stops_the_remote_process(pool: SshPool) -> None:
     marker = unique_sleep()
     task = asyncio.create_task(pool.run(HOST, ["sleep", marker], timeout=60))
-    await asyncio.wait_for(_until(lambda: bool(remote_processes(f"sleep {marker}"))), timeout=10)
+    await wait_until_async(lambda: remote_processes(f"sleep {marker}"), timeout=10, what="the remote sleep")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -393,11 +393,6 @@ async def test_local_forward_tunnels_tcp_through_the_host(pool: SshPool) -> None
         await forward.aclose()
         server.close()
         await server.wait_closed()
-
-
-async def _until(condition: Any, interval: float = 0.05) -> None:
-    while not condition():
-        await asyncio.sleep(interval)
 
 
 async def test_many_concurrent_short_commands_share_one_connection_without_errors(sshd: SshdServer) -> None:

@@ -25,7 +25,7 @@ from proxmox_mcp_runtime.config import dump_config_toml
 from pydantic import SecretStr
 
 from tests.support.nats import NatsServer
-from tests.support.procs import Proc, start_process, wait_until
+from tests.support.procs import Proc, start_process, wait_until, wait_until_async
 from tests.support.services import write_private
 from tests.support.sshd import SshdServer, remote_processes, wait_processes_gone
 
@@ -245,7 +245,7 @@ async def test_sigterm_lets_the_in_flight_call_finish(
         pending = asyncio.create_task(
             run_ok(nc, cluster, {"command": f"sleep {marker}", "timeout": 30}, caller=OPERATOR_CALLER)
         )
-        await asyncio.wait_for(_until(lambda: bool(remote_processes(f"sleep {marker}"))), timeout=15)
+        await wait_until_async(lambda: remote_processes(f"sleep {marker}"), timeout=15, what="the remote sleep")
         proc.popen.send_signal(signal.SIGTERM)
         result = await asyncio.wait_for(pending, timeout=30)
         assert result["exit_code"] == 0
@@ -278,8 +278,3 @@ def test_missing_config_file_stops_the_worker_with_a_clear_message(tmp_path: Pat
     assert proc.popen.wait(timeout=30) == 2
     lines = [json.loads(line) for line in proc.log_text().splitlines() if line.startswith("{")]
     assert any("absent.toml does not exist" in line.get("problem", "") for line in lines), proc.log_text()
-
-
-async def _until(condition: Any, interval: float = 0.05) -> None:
-    while not condition():
-        await asyncio.sleep(interval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -14,16 +14,9 @@ from proxmox_mcp_runtime.kv.jetstream import JetStreamState
 from proxmox_mcp_runtime.kv.local import LocalState
 
 from tests.support.nats import NatsServer, start_nats
+from tests.support.procs import wait_until_async
 
 _counter = iter(range(1_000_000))
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(params=["local", "jetstream"])
@@ -96,7 +89,7 @@ async def test_a_watch_delivers_the_snapshot_before_it_returns_then_every_change
         assert [(e.key, e.value) for e in seen] == [("one", b"1")]
         await store.put("three", b"3")
         await store.delete("one")
-        await eventually(lambda: len(seen) >= 3)
+        await wait_until_async(lambda: len(seen) >= 3, timeout=10, what="the watch to deliver both changes")
         assert [(e.key, e.value) for e in seen[1:]] == [("three", b"3"), ("one", None)]
     finally:
         await watch.stop()
@@ -110,7 +103,8 @@ async def test_a_local_watch_sees_what_another_process_wrote_to_the_same_file(tm
     watch = await (await gateway.bucket(spec)).watch(seen.append)
     try:
         await (await cli.bucket(spec)).put("t1", b"revoked")
-        await eventually(lambda: any(e.key == "t1" and e.value == b"revoked" for e in seen))
+        await wait_until_async(lambda: any(e.key == "t1" and e.value == b"revoked" for e in seen), timeout=10,
+                               what="the other process's write")
     finally:
         await watch.stop()
         await gateway.close()

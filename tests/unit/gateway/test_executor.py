@@ -21,6 +21,7 @@ from proxmox_mcp_gateway.limits import CallLimiter, RateSpec
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import BaseModel
 
+from tests.support.procs import wait_until_async
 from tests.unit.gateway.fakes import UPID, FakeBus
 
 
@@ -202,8 +203,7 @@ async def test_calls_past_the_concurrency_cap_are_refused_until_one_finishes(tmp
     executor, bus, _ = make(tmp_path, bus=FakeBus(gate=gate), limiter=CallLimiter(per_token=None, max_concurrent=2))
     who = caller(Scope.READ)
     running = [asyncio.create_task(executor.call("list_vms", {}, who)) for _ in range(2)]
-    while len(bus.sent) < 2:
-        await asyncio.sleep(0.001)
+    await wait_until_async(lambda: len(bus.sent) >= 2, timeout=5, what="both calls to reach the bus")
     failure = await refused(executor, who, "list_vms", {})
     assert failure.code is ErrorCode.RATE_LIMITED and "calls running" in failure.info.message
     gate.set()

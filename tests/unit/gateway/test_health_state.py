@@ -8,6 +8,8 @@ import time
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.health import CheckState, HealthMonitor
 
+from tests.support.procs import wait_until_async
+
 
 def test_an_observation_older_than_the_recorded_one_is_ignored() -> None:
     state = CheckState()
@@ -31,7 +33,9 @@ async def test_stop_ends_the_probe_loop_even_when_a_wake_up_and_the_stop_come_to
     monitor = HealthMonitor(WorkerBus(BusSettings(nats_url="nats://127.0.0.1:1")), cluster="default",
                             interval=10.0, timeout=1.0)
     monitor.start()
-    await asyncio.sleep(0.05)
+    # A round without NATS never suspends: once it has recorded every check, the loop waits for the next round.
+    await wait_until_async(lambda: all(s.status == "fail" for s in monitor.checks.values()), timeout=10,
+                           what="the first probe round")
     started = time.monotonic()
     async with asyncio.timeout(30):  # no extra task: the stop's cancel lands in the same step as the wake-up
         monitor.poke()  # e.g. NATS just connected ...

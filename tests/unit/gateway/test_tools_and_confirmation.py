@@ -23,6 +23,7 @@ from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import ValidationError
 
+from tests.support.procs import wait_until_async
 from tests.unit.gateway.fakes import UPID, FakeBus
 from tests.unit.gateway.test_executor import caller, records, refused
 
@@ -199,8 +200,8 @@ async def test_cancelling_a_wait_is_audited_with_the_task_that_goes_on(tmp_path:
     executor, bus, audit = make(tmp_path, bus=FakeBus(task_polls_running=10_000))
     call = asyncio.create_task(executor.call("vm_action", {"vmid": 100, "action": "start", "wait": True},
                                              caller(Scope.OPERATE)))
-    while sum(1 for s in bus.sent if s.op is ApiOp.TASK_STATUS) < 2:
-        await asyncio.sleep(0.005)
+    await wait_until_async(lambda: sum(1 for s in bus.sent if s.op is ApiOp.TASK_STATUS) >= 2, timeout=5,
+                           what="the wait to poll the task twice")
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call

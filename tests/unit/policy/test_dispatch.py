@@ -16,6 +16,7 @@ import pytest
 from proxmox_mcp_runtime.command_policy import bundle, evaluate_command, with_sudo
 from proxmox_mcp_runtime.command_policy.dispatch import SAFE_PATH, main
 
+from tests.support.procs import missing_prerequisite
 from tests.unit.policy.attack_table import ATTACKS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,7 +26,7 @@ HOST_PYTHON = Path("/usr/bin/python3")
 
 def run_shipped(command: str | None, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     if not HOST_PYTHON.exists():
-        pytest.skip("the dispatcher's interpreter /usr/bin/python3 is not installed")
+        missing_prerequisite("the dispatcher's interpreter /usr/bin/python3 is not installed")
     environ = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": "", **(env or {})}
     if command is not None:
         environ["SSH_ORIGINAL_COMMAND"] = command

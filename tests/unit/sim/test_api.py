@@ -15,6 +15,8 @@ from proxmox_mcp_pve_sim.faults import FaultRule
 from proxmox_mcp_pve_sim.model import Guest
 from proxmox_mcp_pve_sim.sim import Sim, SimOptions
 
+from tests.support.procs import wait_until_async
+
 READONLY = Caller("auditor@pve", "readonly")
 ADMIN_TOKEN = Caller("root@pam", "pmcp")
 
@@ -84,10 +86,10 @@ async def test_the_state_changes_only_when_the_task_finishes(sim: Sim) -> None:
     sim.tasks.duration = 0.2
     guest = pick(sim, "qemu", "stopped")
     result = await call(sim, "POST", f"{base(guest)}/status/start")
-    await asyncio.sleep(0.05)
-    assert guest.status == "stopped"
     task = sim.tasks.get(result.data)
-    assert task is not None and task.status == "running" and task.log
+    assert task is not None
+    await wait_until_async(lambda: task.log, timeout=5, what="the task's first log line")  # it is working now
+    assert guest.status == "stopped" and task.status == "running"
     await asyncio.wait_for(task.done.wait(), 5)
     assert guest.status == "running" and guest.uptime >= 0 and guest.pid
 

@@ -111,8 +111,10 @@ async def test_sleep_waits_and_timeout_interrupts(sim: Sim) -> None:
     assert (await sh(sim, "timeout 1 nosuch"))[0] == 127
     assert (await sh(sim, "timeout x sleep 1"))[0] == 125
     assert (await sh(sim, "sleep abc"))[0] == 1
-    task = asyncio.ensure_future(sh(sim, "sleep 30"))
-    await asyncio.sleep(0.05)
+    started = asyncio.Event()
+    task = asyncio.ensure_future(run_line("echo started; sleep 30", host_shell(sim, "pve1"),
+                                          Streams(lambda _: started.set(), lambda _: None)))
+    await asyncio.wait_for(started.wait(), 5)  # echo never suspends: the shell is in the sleep now
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

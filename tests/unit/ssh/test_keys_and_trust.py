@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,13 +13,13 @@ from proxmox_mcp_contracts.settings import SshSettings
 from proxmox_mcp_runtime.ssh import HostKeyVerifier, command_line, load_private_key, normalize_fingerprint
 from proxmox_mcp_runtime.ssh.trust import HostKeyRefused, known_hosts_name
 
+from tests.support.procs import find_binary
+
 PASSPHRASE = "correct horse battery staple"
 
 
 def keygen(path: Path, kind: str, passphrase: str = "", extra: tuple[str, ...] = ()) -> Path:
-    if shutil.which("ssh-keygen") is None:
-        pytest.skip("ssh-keygen is not installed")
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-f", str(path), *extra], check=True)
+    subprocess.run([find_binary("ssh-keygen"), "-q", "-t", kind, "-N", passphrase, "-f", str(path), *extra], check=True)
     return path
 
 
