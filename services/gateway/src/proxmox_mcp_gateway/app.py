@@ -36,6 +36,7 @@ from proxmox_mcp_gateway.metrics import (
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
 from proxmox_mcp_gateway.security import (
     audit_rejections,
+    build_oauth,
     build_security,
     edge_policy,
     register_startup_secrets,
@@ -130,6 +131,7 @@ async def _connect_forever(gateway: Gateway) -> None:
 def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
+    oauth = build_oauth(settings)
     server = build_mcp_server(gw.executor, request_state_keys=request_state_keys(settings))
     security = transport_security(settings)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
@@ -149,6 +151,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             await gw.health.stop()
             await gw.state.close()
             await gw.bus.close()
+            if oauth is not None:
+                await oauth.aclose()
             if gw.audit is not None:
                 await gw.audit.close()
 
@@ -178,6 +182,10 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
+    app.state.oauth = oauth
+    if oauth is not None:  # RFC 9728 protected resource metadata: open, like /health
+        for path in oauth.config.metadata_paths:
+            app.add_api_route(path, oauth.metadata_endpoint, methods=["GET", "HEAD"], include_in_schema=False)
     # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/; the
     # fallback answers 405 for a known path asked with the wrong method, which the mount would otherwise take.
     app.mount("/", MethodNotAllowedFallback(mcp_app, routes=lambda: app.router.routes))
@@ -188,7 +196,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
-                       protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject)
+                       protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)
     app.add_middleware(EdgeMiddleware, policy=edge_policy(settings, security), on_reject=on_reject)
     app.add_middleware(HttpMetricsMiddleware)
     return app
