@@ -189,6 +189,32 @@ async def test_an_operate_grant_maps_to_the_operate_scope(oauth: OAuthStack) -> 
     assert "vm_action" in names and "execute_command" not in names
 
 
+def test_a_call_to_a_tool_above_the_tokens_scope_gets_403_naming_the_scope_it_needs(oauth: OAuthStack) -> None:
+    token = oauth.provider.token(AGENT.client_id, oauth.resource, "proxmox:read")
+    response = httpx2.post(oauth.gateway.base_url + "/api/mcp/tools/call", headers={"Authorization": f"Bearer {token}"},
+                           json={"name": "vm_action", "arguments": {"vmid": 99999, "action": "start"}}, timeout=30)
+    assert response.status_code == 403, response.text
+    params = challenge(response)
+    assert params["error"] == "insufficient_scope" and params["scope"] == "proxmox:operate"
+    assert params["resource_metadata"] == oauth.metadata_url
+    assert oauth.audit()[-1]["event"] == "http_rejected"
+
+
+async def test_the_official_client_steps_up_to_the_scope_a_tool_needs(oauth: OAuthStack) -> None:
+    auth = ClientCredentialsOAuthProvider(server_url=oauth.gateway.url, storage=MemoryStorage(),
+                                          client_id=AGENT.client_id, client_secret=AGENT.client_secret,
+                                          issuer=oauth.provider.issuer)
+    async with httpx2.AsyncClient(auth=auth, timeout=60) as http, \
+            Client(streamable_http_client(oauth.gateway.url, http_client=http)) as client:  # type: ignore[arg-type]
+        assert "vm_action" not in {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool("vm_action", {"vmid": 99999, "action": "start"})
+    # past the scope check on the re-issued token: the refusal now is about the guest, not the scope
+    assert result.is_error and result.structured_content is not None
+    assert result.structured_content["code"] == "not_found", result.structured_content
+    token = await auth.context.storage.get_tokens()
+    assert token is not None and set((token.scope or "").split()) == {"proxmox:read", "proxmox:operate"}
+
+
 def test_a_token_for_another_resource_is_refused(oauth: OAuthStack) -> None:
     token = oauth.provider.token(AGENT.client_id, OTHER_RESOURCE, "proxmox:read")
     assert_invalid_token(oauth, oauth.post(token), "issued for another resource")

@@ -22,6 +22,7 @@ from proxmox_mcp_gateway.oauth.config import OAuthConfig, parse_grants
 from proxmox_mcp_gateway.oauth.grants import rights_for, token_grants
 from proxmox_mcp_gateway.oauth.jwks import KeyFetchError, KeySource
 from proxmox_mcp_gateway.oauth.resource_server import OAuthRejection, OAuthResourceServer, config_from
+from proxmox_mcp_gateway.oauth.step_up import called_tool
 from proxmox_mcp_gateway.oauth.validator import AccessTokenValidator, Refusal, TokenRefused
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import ValidationError
@@ -327,3 +328,19 @@ async def test_a_configured_jwks_url_skips_discovery_and_symmetric_keys_in_it_ar
     # an RSA key published without alg verifies PS256 as well as RS256
     assert await check.principal(provider.sign(key=rsa_key, kid="r1", alg="PS256"))
     assert provider.fetched == [JWKS_URL]
+
+
+# --- step-up ---
+
+@pytest.mark.parametrize(("path", "body", "tool"), [
+    ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "vm_action"}}, "vm_action"),
+    ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"name": "vm_action"}}, None),
+    ("/mcp", [{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "vm_action"}}], None),
+    ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["vm_action"]}, None),
+    ("/api/mcp/tools/call", {"name": "execute_command", "arguments": {}}, "execute_command"),
+    ("/api/mcp/tools/call", {"name": 5}, None),
+])
+def test_the_step_up_check_finds_the_called_tool_only_in_a_well_formed_call(path: str, body: object,
+                                                                              tool: str | None) -> None:
+    assert called_tool(path, json.dumps(body).encode()) == tool
+    assert called_tool(path, b"{not json") is None

@@ -33,6 +33,7 @@ from proxmox_mcp_gateway.metrics import (
     observe_nats_request,
     watch_gateway,
 )
+from proxmox_mcp_gateway.oauth.step_up import ScopeStepUpMiddleware
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
 from proxmox_mcp_gateway.security import (
     audit_rejections,
@@ -190,10 +191,13 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     # fallback answers 405 for a known path asked with the wrong method, which the mount would otherwise take.
     app.mount("/", MethodNotAllowedFallback(mcp_app, routes=lambda: app.router.routes))
     # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
-    # body cap -> JSON-RPC envelope check -> routes. Unauthenticated clients are turned away before their body
-    # is read.
+    # body cap -> OAuth step-up (a tool above the token's scope: 403 insufficient_scope) -> JSON-RPC envelope
+    # check -> routes. Unauthenticated clients are turned away before their body is read.
     on_reject = audit_rejections(gw.audit, on_refused=count_auth_failure)
     app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
+    if oauth is not None:
+        app.add_middleware(ScopeStepUpMiddleware, oauth=oauth, read_only=settings.read_only,
+                           offered=settings.exposed_tools(), on_reject=on_reject)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
                        protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)
