@@ -64,6 +64,8 @@ class KeySource:
         self._min_refresh = min_refresh_seconds
         self._clock = clock
         self._keys: list[Mapping[str, Any]] | None = None
+        self._built: dict[tuple[str | None, str], PyJWK] = {}
+        """Keys already turned into verifiers, by (kid, alg); emptied when the key set changes."""
         self._fetched_at = 0.0
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
@@ -100,7 +102,7 @@ class KeySource:
                     log.warning("could not refresh the OpenID provider's keys; keeping the cached ones",
                                 extra={"reason": str(exc)})
                 else:
-                    self._keys, self._fetched_at = keys, self._clock()
+                    self._keys, self._fetched_at, self._built = keys, self._clock(), {}
         if self._keys is None:
             raise KeyFetchError("the provider's keys could not be fetched a moment ago; retrying shortly")
 
@@ -127,6 +129,14 @@ class KeySource:
         return keys
 
     def _find(self, kid: str | None, alg: str) -> PyJWK | None:
+        built = self._built.get((kid, alg))
+        if built is None:
+            built = self._build(kid, alg)
+            if built is not None:
+                self._built[(kid, alg)] = built
+        return built
+
+    def _build(self, kid: str | None, alg: str) -> PyJWK | None:
         candidates = [key for key in self._keys or [] if kid is None or key.get("kid") == kid]
         usable = [(key, algorithm) for key in candidates if (algorithm := key_algorithm(key, alg)) is not None]
         if kid is None and len(usable) != 1:
