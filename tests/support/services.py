@@ -39,8 +39,9 @@ class GatewayProc:
 
 
 def start_gateway(nats_url: str, workdir: Path, *, token: str | None = None,
-                  env: dict[str, str] | None = None) -> GatewayProc:
-    port = free_port()
+                  env: dict[str, str] | None = None, port: int | None = None) -> GatewayProc:
+    """port: when the caller must know it first (e.g. for the OAuth resource URL); default a free one."""
+    port = port or free_port()
     secret = token or "gw-" + os.urandom(16).hex()
     token_file = write_private(workdir / f"gateway-{port}.token", secret)
     # Token store and audit log stay in the test's directory (never the user's ~/.local/state).

@@ -33,9 +33,11 @@ from proxmox_mcp_gateway.metrics import (
     observe_nats_request,
     watch_gateway,
 )
+from proxmox_mcp_gateway.oauth.step_up import ScopeStepUpMiddleware
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
 from proxmox_mcp_gateway.security import (
     audit_rejections,
+    build_oauth,
     build_security,
     edge_policy,
     register_startup_secrets,
@@ -130,6 +132,7 @@ async def _connect_forever(gateway: Gateway) -> None:
 def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
+    oauth = build_oauth(settings)
     server = build_mcp_server(gw.executor, request_state_keys=request_state_keys(settings))
     security = transport_security(settings)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
@@ -149,6 +152,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             await gw.health.stop()
             await gw.state.close()
             await gw.bus.close()
+            if oauth is not None:
+                await oauth.aclose()
             if gw.audit is not None:
                 await gw.audit.close()
 
@@ -178,17 +183,24 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
+    app.state.oauth = oauth
+    if oauth is not None:  # RFC 9728 protected resource metadata: open, like /health
+        for path in oauth.config.metadata_paths:
+            app.add_api_route(path, oauth.metadata_endpoint, methods=["GET", "HEAD"], include_in_schema=False)
     # Mounted at the root (after every other route) so /mcp itself is served, not redirected to /mcp/; the
     # fallback answers 405 for a known path asked with the wrong method, which the mount would otherwise take.
     app.mount("/", MethodNotAllowedFallback(mcp_app, routes=lambda: app.router.routes))
     # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
-    # body cap -> JSON-RPC envelope check -> routes. Unauthenticated clients are turned away before their body
-    # is read.
+    # body cap -> OAuth step-up (a tool above the token's scope: 403 insufficient_scope) -> JSON-RPC envelope
+    # check -> routes. Unauthenticated clients are turned away before their body is read.
     on_reject = audit_rejections(gw.audit, on_refused=count_auth_failure)
     app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
+    if oauth is not None:
+        app.add_middleware(ScopeStepUpMiddleware, oauth=oauth, read_only=settings.read_only,
+                           offered=settings.exposed_tools(), on_reject=on_reject)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
-                       protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject)
+                       protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)
     app.add_middleware(EdgeMiddleware, policy=edge_policy(settings, security), on_reject=on_reject)
     app.add_middleware(HttpMetricsMiddleware)
     return app

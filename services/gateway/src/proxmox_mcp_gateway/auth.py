@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.envelope import Scope as CallerScope
@@ -24,6 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxmox_mcp_gateway.edge import RejectHook, client_address, send_json_error
 from proxmox_mcp_gateway.tokens import TokenEntry, TokenStore, TokenStoreError, token_id_of
+
+if TYPE_CHECKING:
+    from proxmox_mcp_gateway.oauth.resource_server import OAuthResourceServer
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +177,16 @@ def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class BearerAuthMiddleware:
-    """Requires a valid bearer token on the protected path prefixes; puts the Principal in request.state."""
+    """Requires a valid bearer token on the protected path prefixes; puts the Principal in request.state.
+    With oauth, JWT-shaped tokens go to the OAuth resource server instead (and only there)."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator, protected_prefixes: tuple[str, ...],
-                 on_reject: RejectHook | None = None) -> None:
+                 on_reject: RejectHook | None = None, oauth: OAuthResourceServer | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.protected = protected_prefixes
         self.on_reject = on_reject
+        self.oauth = oauth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -189,7 +195,11 @@ class BearerAuthMiddleware:
         path: str = scope["path"]
         protected = any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected)
         address = client_address(scope)
-        result = self.authenticator.check(bearer_from_headers(scope.get("headers", [])), address)
+        token = bearer_from_headers(scope.get("headers", []))
+        if self.oauth is not None and token is not None and self.oauth.handles(token):
+            await self._oauth_call(scope, receive, send, token, protected, address)
+            return
+        result = self.authenticator.check(token, address)
         if result.caller is not None:
             scope.setdefault("state", {})[CALLER_STATE_KEY] = result.caller
         elif protected:
@@ -198,13 +208,29 @@ class BearerAuthMiddleware:
                              message=result.message, details={"reason": _REASONS[result.status]})
             if self.on_reject is not None:
                 await self.on_reject(scope, info, address, result.token_id)
-            challenge = None if refused else [(b"www-authenticate", _challenge(result.status))]
+            challenge = None if refused else [(b"www-authenticate", self._challenge(result.status))]
             await send_json_error(send, info, extra=challenge)
             return
         await self.app(scope, receive, send)
 
+    async def _oauth_call(self, scope: Scope, receive: Receive, send: Send, token: str, protected: bool,
+                          address: str | None) -> None:
+        assert self.oauth is not None
+        outcome = await self.oauth.authenticate(token, address)
+        if isinstance(outcome, Principal):
+            scope.setdefault("state", {})[CALLER_STATE_KEY] = outcome
+        elif protected:
+            if self.on_reject is not None:
+                await self.on_reject(scope, outcome.info, address, outcome.token_id)
+            challenge = [(b"www-authenticate", outcome.challenge)] if outcome.challenge is not None else None
+            await send_json_error(send, outcome.info, status=outcome.status, extra=challenge)
+            return
+        await self.app(scope, receive, send)
 
-def _challenge(status: AuthStatus) -> bytes:
-    if status is AuthStatus.MISSING:
-        return b'Bearer realm="proxmox-mcp"'
-    return f'Bearer realm="proxmox-mcp", error="invalid_token", error_description="{_MESSAGES[status]}"'.encode()
+    def _challenge(self, status: AuthStatus) -> bytes:
+        error, description = (None, None) if status is AuthStatus.MISSING else ("invalid_token", _MESSAGES[status])
+        if self.oauth is not None:
+            return self.oauth.bearer_challenge(error, description)
+        if error is None:
+            return b'Bearer realm="proxmox-mcp"'
+        return f'Bearer realm="proxmox-mcp", error="{error}", error_description="{description}"'.encode()

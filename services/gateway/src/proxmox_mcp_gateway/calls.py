@@ -37,6 +37,7 @@ from proxmox_mcp_gateway.clusters import ClusterNames
 from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending, bound_channel
 from proxmox_mcp_gateway.limits import CallLimiter
 from proxmox_mcp_gateway.metrics import CANCELLED, tool_in_flight
+from proxmox_mcp_gateway.oauth.principal import OAuthPrincipal
 from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
 from proxmox_mcp_gateway.tool_args import worker_payload
 
@@ -139,6 +140,8 @@ class ToolExecutor:
             "token_id": caller.token_id, "client": caller.address, "transport": transport, "tool": name[:200],
             "arguments": sec.redactor.redact_value(raw_args or {}),
         }
+        if isinstance(caller, OAuthPrincipal):  # who the provider says the caller is (never the token)
+            record["oauth"] = caller.audit_identity()
         decision: CallDecision | None = None
         dispatched = False
         state = CallState()

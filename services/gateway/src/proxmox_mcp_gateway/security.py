@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 from proxmox_mcp_contracts.errors import ErrorInfo
-from proxmox_mcp_runtime.command_policy import ProfileConfigError, ProfileSpec, load_configured_profiles
+from proxmox_mcp_runtime.command_policy import PROFILES, ProfileConfigError, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.networks import parse_networks
 from proxmox_mcp_runtime.redact import register_env_secrets, register_secret
 from starlette.types import Scope
@@ -21,6 +21,7 @@ from proxmox_mcp_gateway.calls import CallObserver, CallSecurity
 from proxmox_mcp_gateway.confirm import ConfirmPolicy
 from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
+from proxmox_mcp_gateway.oauth.resource_server import OAuthConfigError, OAuthResourceServer, config_from
 from proxmox_mcp_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,18 @@ def build_security(settings: GatewaySettings, observer: CallObserver | None = No
         log.warning("destructive calls run without confirmation (PMCP_CONFIRM_DESTRUCTIVE=false)")
     confirm = ConfirmPolicy(enabled=settings.confirm_destructive, timeout=settings.confirm_timeout)
     return CallSecurity(access=access, limiter=limiter, audit=audit, confirm=confirm, observer=observer)
+
+
+def build_oauth(settings: GatewaySettings) -> OAuthResourceServer | None:
+    """The OAuth resource server, when PMCP_OAUTH_ISSUER is set."""
+    try:
+        config = config_from(settings, known_profiles=set(PROFILES) | set(load_command_profiles(settings)))
+    except (OAuthConfigError, ValueError) as exc:
+        raise SecurityConfigError(str(exc)) from None
+    if config is None:
+        return None
+    log.info("accepting OAuth access tokens", extra={"issuer": config.issuer, "resource": config.resource})
+    return OAuthResourceServer.from_config(config)
 
 
 def request_state_keys(settings: GatewaySettings) -> list[bytes] | None:

@@ -7,12 +7,19 @@ from typing import Annotated, Literal
 
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_runtime.networks import parse_networks
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxmox_mcp_gateway.catalog import PROFILE_NAMES, exposed_tools
 from proxmox_mcp_gateway.clusters import ClusterNames, names_from_config_file
 from proxmox_mcp_gateway.limits import RateSpec, parse_tool_rates
+from proxmox_mcp_gateway.oauth.config import (
+    ASYMMETRIC_ALGORITHMS,
+    DEFAULT_GRANTS,
+    check_algorithms,
+    check_url,
+    parse_grants,
+)
 from proxmox_mcp_gateway.tokens import default_state_dir
 
 CommaList = Annotated[list[str], NoDecode]
@@ -83,8 +90,52 @@ class GatewaySettings(BaseSettings):
         default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
         "between gateway replicas (default: a key of this process)")
 
+    # --- OAuth 2.1 resource server (issue 15): off unless an issuer is set ---
+    oauth_issuer: str | None = Field(default=None, description="The OpenID provider whose access tokens are "
+                                     "accepted (its issuer URL, exactly as in its tokens' iss)")
+    oauth_resource: str | None = Field(default=None, description="This server's canonical MCP URL, e.g. "
+                                       "https://mcp.example.com/mcp: the audience tokens must be issued for")
+    oauth_grants: str = Field(default=DEFAULT_GRANTS, description="Scope or role -> rights: GRANT=LEVEL or "
+                              "GRANT=LEVEL/PROFILE, comma-separated")
+    oauth_roles_claim: str | None = Field(default=None, description="A claim (dotted path, e.g. groups or "
+                                          "realm_access.roles) whose values count as grants too")
+    oauth_algorithms: CommaList = Field(default_factory=lambda: list(ASYMMETRIC_ALGORITHMS),
+                                        description="Signing algorithms accepted (public-key ones only)")
+    oauth_leeway: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat (s)")
+    oauth_jwks_url: str | None = Field(default=None, description="The provider's key set (default: from its "
+                                       "OpenID discovery document)")
+    oauth_jwks_cache_seconds: float = Field(default=3600.0, gt=0, description="Refetch the keys this often")
+    oauth_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0, description="An unknown key id refetches "
+                                                  "the keys at most this often")
+    oauth_http_timeout: float = Field(default=5.0, gt=0, description="Timeout of discovery and key fetches (s)")
+    oauth_ca_file: Path | None = Field(default=None, description="CA bundle for the provider's TLS certificate "
+                                       "(default: the system's)")
+
+    @field_validator("oauth_issuer", "oauth_resource", "oauth_jwks_url")
+    @classmethod
+    def _oauth_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value, "URL")
+
+    @field_validator("oauth_grants")
+    @classmethod
+    def _oauth_grants(cls, value: str) -> str:
+        parse_grants(value)
+        return value
+
+    @field_validator("oauth_algorithms")
+    @classmethod
+    def _oauth_algorithms(cls, value: list[str]) -> list[str]:
+        return list(check_algorithms(value))
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> GatewaySettings:
+        if self.oauth_issuer is not None and self.oauth_resource is None:
+            raise ValueError("PMCP_OAUTH_ISSUER is set, so PMCP_OAUTH_RESOURCE must name this server's canonical "
+                             "MCP URL (the audience of its tokens)")
+        return self
+
     @field_validator("allowed_hosts", "allowed_origins", "allowed_cidrs", "trusted_proxies", "tools", "clusters",
-                     mode="before")
+                     "oauth_algorithms", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
