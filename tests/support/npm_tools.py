@@ -23,13 +23,7 @@ def _unavailable(reason: str) -> NoReturn:
 
 def npm_install(packages: list[str], name: str) -> Path:
     """Install packages into CACHE/name (once); skip with a reason when npm or the registry is unreachable."""
-<<<<<<< HEAD
     npm = find_binary("npm")
-=======
-    npm = shutil.which("npm")
-    if npm is None:
-        _unavailable("npm is not installed")
->>>>>>> oauth15
     prefix = CACHE / name
     marker = prefix / ".installed"
     wanted = " ".join(packages)
