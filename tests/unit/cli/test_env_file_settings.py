@@ -20,6 +20,7 @@ from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_runtime.config import dump_config_toml, load_proxmox_config
 from proxmox_mcp_runtime.env_file import load_env_file
 from proxmox_mcp_runtime.event_loop import loop_choice
+from proxmox_mcp_runtime.worker_main import WorkerBaseSettings
 from pydantic import SecretStr
 
 from tests.support.readme import stack_variables
@@ -38,6 +39,8 @@ class Built:
     """The cluster the workers get (None for the demo: the simulator's)."""
     log_level: str | None
     loop: str
+    worker: WorkerBaseSettings
+    """What each worker the stack starts reads from the environment it inherits."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ CASES: dict[str, Case] = {
     "PMCP_DEFAULT_CLUSTER": Case(ALL, "east", "west", lambda b: b.gateway.default_cluster, "east", "west"),
     "PMCP_CONFIRM_DESTRUCTIVE": Case(ALL, "false", "true", lambda b: b.gateway.confirm_destructive, False, True),
     "PMCP_CONFIRM_TIMEOUT": Case(ALL, "70", "90", lambda b: b.gateway.confirm_timeout, 70.0, 90.0),
+    "PMCP_SSH_LIVENESS_INTERVAL": Case(ALL, "7", "9", lambda b: b.worker.ssh_liveness_interval, 7.0, 9.0),
+    "PMCP_SSH_LIVENESS_MISSES": Case(ALL, "4", "6", lambda b: b.worker.ssh_liveness_misses, 4, 6),
     "PMCP_REQUEST_STATE_KEY_FILE": Case(ALL, "{tmp}/file.key", "{tmp}/env.key",
                                         lambda b: b.gateway.request_state_key_file, "{tmp}/file.key", "{tmp}/env.key"),
 }
@@ -156,7 +161,7 @@ def build(command: str, env_file: Path, tmp_path: Path) -> Built:
         stack_config.write_text(dump_config_toml(config))
         gateway = settings if os.environ.get("NATS_URL") else with_stack(
             settings, nats_url="nats://127.0.0.1:1", config_path=stack_config)
-        return Built(gateway, config.clusters[0], None, loop_choice())
+        return Built(gateway, config.clusters[0], None, loop_choice(), WorkerBaseSettings())
     options = http_options(args)
     config = (load_proxmox_config(config_file=args.config) if command == "up"
               else ProxmoxConfig(clusters=[ClusterConfig(name="default")]))
@@ -164,7 +169,8 @@ def build(command: str, env_file: Path, tmp_path: Path) -> Built:
     gateway = with_stack(http_gateway_settings(options.host, options.port, options.token),
                          nats_url="nats://127.0.0.1:1", config_path=stack_config,
                          state_dir=tmp_path / "demo-state" if command == "demo" else None)
-    return Built(gateway, config.clusters[0] if command == "up" else None, options.log_level, loop_choice())
+    return Built(gateway, config.clusters[0] if command == "up" else None, options.log_level, loop_choice(),
+                 WorkerBaseSettings())
 
 
 def expanded(expected: Any, tmp_path: Path) -> Any:
