@@ -122,14 +122,18 @@ class NatsCluster:
             leaders.add(leader)
         return leaders.pop() if len(leaders) == 1 else None
 
-    def wait_meta_leader(self, timeout: float = 30.0, nodes: Sequence[NatsNode] | None = None) -> str:
+    def wait_meta_leader(self, timeout: float = 30.0, nodes: Sequence[NatsNode] | None = None,
+                         other_than: str | None = None) -> str:
+        """The meta leader the nodes agree on; other_than: wait until that node is no longer it (the nodes left
+        with a lost one keep naming it until their route pings time out)."""
         found: list[str] = []
 
         def agreed() -> bool:
             leader = self.meta_leader(nodes)
-            if leader:
+            if leader and leader != other_than:
                 found.append(leader)
-            return bool(leader)
+                return True
+            return False
 
         wait_until(agreed, timeout=timeout, what="the NATS nodes to agree on a JetStream meta leader",
                    interval=0.05)

@@ -43,8 +43,8 @@ OUTSIDER = "127.0.0.3"
 EDGE = {
     "PMCP_ALLOWED_CIDRS": f"127.0.0.1/32,{PROXY}/32,10.0.0.0/8",
     "PMCP_TRUSTED_PROXIES": PROXY,
-    "PMCP_RATE_LIMIT": "20/2s",
-    "PMCP_TOOL_RATE_LIMITS": "node_status=2/2s",
+    "PMCP_RATE_LIMIT": "20/20s",
+    "PMCP_TOOL_RATE_LIMITS": "node_status=2/6s",
     "PMCP_MAX_CONCURRENT_PER_TOKEN": "2",
 }
 

@@ -29,7 +29,8 @@ def call(stack: SecureStack, token: str, body: dict[str, Any] = LIST) -> httpx2.
 
 def test_a_burst_past_the_token_limit_gets_429_with_retry_after_and_recovers(stack: SecureStack) -> None:
     token = stack.token(Scope.READ)
-    # Every attempt counts, refused ones too: a burst of cheap invalid calls uses up the budget (20 per 2 s).
+    # Every attempt counts, refused ones too: a burst of cheap invalid calls uses up the budget (20 per 20 s; a
+    # slow refill, so a loaded machine still reaches the limit before it refills).
     cheap = {"name": "list_vms", "arguments": {"type": "neither"}}
     responses: list[httpx2.Response] = []
     while (not responses or responses[-1].status_code != 429) and len(responses) < 300:
@@ -39,7 +40,7 @@ def test_a_burst_past_the_token_limit_gets_429_with_retry_after_and_recovers(sta
     assert {r.status_code for r in responses[:20]} == {400}  # the whole burst of 20 went through first
     retry_after = int(refused.headers["retry-after"])
     error = refused.json()["error"]
-    assert 1 <= retry_after <= 2 and error["code"] == "rate_limited" and error["retryable"]  # refill: 10 per s
+    assert 1 <= retry_after <= 3 and error["code"] == "rate_limited" and error["retryable"]  # refill: 1 per s
     assert 0 < error["details"]["retry_after"] <= retry_after
     # A call refused with 429 takes nothing from the bucket, so polling does not delay the refill it waits for.
     wait_until(lambda: call(stack, token).status_code == 200, timeout=retry_after + 5, interval=0.05,
@@ -50,13 +51,13 @@ def test_a_burst_past_the_token_limit_gets_429_with_retry_after_and_recovers(sta
 async def test_mcp_calls_past_the_limit_get_a_rate_limited_tool_error_with_retry_after(stack: SecureStack) -> None:
     token = stack.token(Scope.READ)
     async with http_client(stack.gateway.url, token) as client:
-        results = [await client.call_tool("node_status", {}) for _ in range(3)]  # per-tool limit: 2 per 2 s
+        results = [await client.call_tool("node_status", {}) for _ in range(3)]  # per-tool limit: 2 per 6 s
         assert not results[0].is_error and not results[1].is_error
         limited = results[2]
         assert limited.is_error and limited.structured_content is not None
         assert limited.structured_content["code"] == "rate_limited"
         wait = limited.structured_content["details"]["retry_after"]
-        assert 0 < wait <= 1.0 and "retry after 1 s" in limited.content[0].text  # type: ignore[union-attr]
+        assert 0 < wait <= 3.0 and "retry after " in limited.content[0].text  # type: ignore[union-attr]
         assert not (await client.call_tool("list_vms", {})).is_error  # other tools are not affected
         deadline = time.monotonic() + wait + 5  # a rate_limited call takes nothing from the bucket: poll
         while (again := await client.call_tool("node_status", {})).is_error and time.monotonic() < deadline:
