@@ -53,6 +53,12 @@ class SimClient:
         response.raise_for_status()
         return response.json()["data"]
 
+    def request(self, method: str, path: str, **params: Any) -> Any:
+        """A write as the admin token (form-encoded like a Proxmox client); the answer's data."""
+        response = self._client.request(method, path, data=params or None)
+        response.raise_for_status()
+        return response.json()["data"]
+
     def close(self) -> None:
         self._client.close()
 

@@ -135,3 +135,13 @@ def clear_sim_faults(info: SimInfo) -> dict[str, Any]:
 def reset_sim(info: SimInfo) -> dict[str, Any]:
     """Back to the seeded state (all tasks forgotten)."""
     return _control(info, "POST", "/_sim/reset")
+
+
+def sim_node(info: SimInfo, node: str, *, online: bool, proxy_delay_ms: float = 0) -> dict[str, Any]:
+    """Take a simulated node offline (requests proxied to it fail at once, or hang proxy_delay_ms first) or back."""
+    return _control(info, "POST", f"/_sim/nodes/{node}", {"online": online, "proxy_delay_ms": proxy_delay_ms})
+
+
+def sim_storage_full(info: SimInfo, storage: str, *, full: bool) -> dict[str, Any]:
+    """Make a storage full (backups to it fail) or give it its space back."""
+    return _control(info, "POST", f"/_sim/storage/{storage}", {"full": full})
