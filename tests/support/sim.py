@@ -137,9 +137,14 @@ def reset_sim(info: SimInfo) -> dict[str, Any]:
     return _control(info, "POST", "/_sim/reset")
 
 
-def sim_node(info: SimInfo, node: str, *, online: bool, proxy_delay_ms: float = 0) -> dict[str, Any]:
-    """Take a simulated node offline (requests proxied to it fail at once, or hang proxy_delay_ms first) or back."""
-    return _control(info, "POST", f"/_sim/nodes/{node}", {"online": online, "proxy_delay_ms": proxy_delay_ms})
+def sim_node(info: SimInfo, node: str, *, online: bool, reachable: bool | None = None,
+             proxy_delay_ms: float = 0) -> dict[str, Any]:
+    """Take a simulated node offline (requests proxied to it fail at once, or hang proxy_delay_ms first) or back;
+    online=True, reachable=False: the cluster still counts it, but requests to it fail or hang."""
+    body: dict[str, Any] = {"online": online, "proxy_delay_ms": proxy_delay_ms}
+    if reachable is not None:
+        body["reachable"] = reachable
+    return _control(info, "POST", f"/_sim/nodes/{node}", body)
 
 
 def sim_storage_full(info: SimInfo, storage: str, *, full: bool) -> dict[str, Any]:

@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
-from proxmox_mcp_contracts.envelope import Scope
+from proxmox_mcp_contracts.envelope import Caller, RequestEnvelope, Scope, decode_error
+from proxmox_mcp_contracts.subjects import ERROR_CODE_HEADER, ERROR_HEADER, ApiOp, api_subject
 
 from tests.integration.tools.helpers import ToolsStack, call_error, call_ok
 from tests.support.mcp_client import SimClient, http_client
@@ -222,3 +224,25 @@ async def test_last_backups_give_each_guests_newest_backup_and_those_never_backe
         assert (await call_error(client, "last_backups", {"vmid": 4242}))[0] == "not_found"
         text = (await client.call_tool("last_backups", {})).content[0].text  # type: ignore[union-attr]
         assert "never backed up" in text
+
+
+async def test_the_api_worker_refuses_a_downtime_backup_sent_straight_to_nats_at_operate_scope(
+        tools_stack: ToolsStack) -> None:
+    vm = tools_stack.first_guest("alpha", "qemu", "running")
+    nc = await nats.connect(tools_stack.nats_url)
+    try:
+        replies = []
+        for scope, mode in ((Scope.OPERATE, "stop"), (Scope.ADMIN, "stop"), (Scope.OPERATE, "snapshot")):
+            envelope = RequestEnvelope(op=ApiOp.BACKUP_START.value, cluster="alpha", deadline=time.time() + 10,
+                                       args={"vmid": vm["vmid"], "mode": mode, "storage": "local"},
+                                       caller=Caller(token_id="direct", scope=scope))
+            msg = await nc.request(api_subject("alpha", ApiOp.BACKUP_START), envelope.model_dump_json().encode(),
+                                   timeout=10)
+            headers = msg.headers or {}
+            replies.append((headers.get(ERROR_CODE_HEADER), headers.get(ERROR_HEADER), msg.data))
+    finally:
+        await nc.close()
+    refused, allowed_admin, allowed_operate = replies
+    info = decode_error(refused[0], refused[1], refused[2])
+    assert info.code.value == "permission_denied" and "admin" in info.message
+    assert allowed_admin[0] is None and allowed_operate[0] is None  # both started a task

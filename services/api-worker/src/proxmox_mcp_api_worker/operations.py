@@ -43,7 +43,7 @@ def naming_the_node(path: str, exc: ServiceFailure) -> ServiceFailure:
     if match is None or exc.info.details.get("status") not in PROXY_FAILURES:
         return exc
     node = unquote(match[1])
-    return ServiceFailure(exc.code, f"node {node} is unreachable ({exc.info.message})", retryable=exc.info.retryable,
+    return ServiceFailure(exc.code, f"node {node} is unreachable: {exc.info.message}", retryable=exc.info.retryable,
                           details={**exc.info.details, "node": node})
 
 

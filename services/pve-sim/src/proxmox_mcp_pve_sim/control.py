@@ -5,10 +5,12 @@ POST   /_sim/faults   {"rules": [{"path", "method", "latency_ms", "error_rate", 
                       replaces all rules (including those from --latency/--error-rate)
 DELETE /_sim/faults   removes all rules
 POST   /_sim/reset    back to the seeded state (tasks cleared; secrets and fault rules kept)
-GET    /_sim/nodes    -> {"nodes": {"pve1": {"online": true, "proxy_delay_ms": 0}, ...}}
+GET    /_sim/nodes    -> {"nodes": {"pve1": {"online": true, "reachable": true, "proxy_delay_ms": 0}, ...}}
 POST   /_sim/nodes/NODE  {"online": false, "proxy_delay_ms": 0}: take a node off the cluster (shown offline, its
                       guests' status unknown; requests proxied to it fail with 595 "No route to host", or hang for
                       proxy_delay_ms and then fail with "Connection timed out"); {"online": true} brings it back.
+                      {"online": true, "reachable": false, ...}: still counted by the cluster, but requests to it
+                      fail or hang (before corosync notices, or a hung API on that node).
                       With every node offline the API drops each request, like a dead host.
 POST   /_sim/storage/STORAGE  {"full": true}: no space left on that storage (on every node), so backups fail
 """
@@ -73,7 +75,8 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 def _node_states(sim: Sim) -> dict[str, dict[str, Any]]:
     return {
-        node.name: {"online": node.online, "proxy_delay_ms": round(node.proxy_delay * 1000)}
+        node.name: {"online": node.online, "reachable": node.reachable,
+                    "proxy_delay_ms": round(node.proxy_delay * 1000)}
         for node in sim.cluster.nodes.values()
     }
 
@@ -82,12 +85,14 @@ def _set_node(sim: Sim, name: str, body: bytes) -> Response:
     if name not in sim.cluster.nodes:
         return _reply(404, {"error": f"no node {name!r}; nodes: {', '.join(sim.cluster.nodes)}"}, "no such node")
     payload = _json_object(body)
-    if payload is None or set(payload) - {"online", "proxy_delay_ms"} or not isinstance(payload.get("online"), bool):
-        return _reply(400, {"error": 'body must be {"online": true|false, "proxy_delay_ms": N}'}, "invalid body")
+    if (payload is None or set(payload) - {"online", "reachable", "proxy_delay_ms"}
+            or not isinstance(payload.get("online"), bool) or not isinstance(payload.get("reachable", True), bool)):
+        return _reply(400, {"error": 'body must be {"online": true|false, "reachable": true|false, '
+                                     '"proxy_delay_ms": N}'}, "invalid body")
     delay = payload.get("proxy_delay_ms", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 600_000:
         return _reply(400, {"error": "proxy_delay_ms must be a number from 0 to 600000"}, "invalid body")
-    sim.set_node_online(name, payload["online"], proxy_delay=delay / 1000)
+    sim.set_node_online(name, payload["online"], reachable=payload.get("reachable"), proxy_delay=delay / 1000)
     return _reply(200, {"nodes": _node_states(sim)})
 
 

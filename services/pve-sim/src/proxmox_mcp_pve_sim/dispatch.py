@@ -76,7 +76,7 @@ async def _answer(sim: Sim, caller: Caller, method: str, path: str, params: dict
     node = path_params.get("node")
     if node is not None and node not in sim.cluster.nodes:
         raise unknown_node(node)
-    if node is not None and schema.get("proxyto") == "node" and not sim.cluster.nodes[node].online:
+    if node is not None and schema.get("proxyto") == "node" and not sim.cluster.nodes[node].answers:
         await _unreachable(sim.cluster.nodes[node].proxy_delay)
     values = {**params, **path_params}
     sim.access.check_permissions(caller, schema.get("permissions"), values)

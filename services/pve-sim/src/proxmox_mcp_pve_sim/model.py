@@ -202,8 +202,14 @@ class Node:
     load: float = 0.05
     online: bool = True
     """False: the node is cut off from the cluster (corosync lost it); requests proxied to it fail."""
+    reachable: bool = True
+    """False while online: the cluster has not noticed yet (or the node's API hangs); proxied requests fail."""
     proxy_delay: float = 0.0
-    """Seconds a request proxied to the offline node hangs before it fails (0: 'No route to host' at once)."""
+    """Seconds a request proxied to the unreachable node hangs before it fails (0: 'No route to host' at once)."""
+
+    @property
+    def answers(self) -> bool:
+        return self.online and self.reachable
 
     @property
     def uptime(self) -> int:

@@ -51,14 +51,18 @@ class Sim:
     def api_node(self) -> str | None:
         """The node whose API answers: the first one online (a client fails over to a surviving node); None when
         every node is down and nothing answers at all."""
-        return next((node.name for node in self.cluster.nodes.values() if node.online), None)
+        return next((node.name for node in self.cluster.nodes.values() if node.answers), None)
 
-    def set_node_online(self, node: str, online: bool, *, proxy_delay: float = 0.0) -> None:
+    def set_node_online(self, node: str, online: bool, *, reachable: bool | None = None,
+                        proxy_delay: float = 0.0) -> None:
         """Cut a node off from the cluster (or bring it back): the cluster then shows it offline and its guests
-        with an unknown status, and requests proxied to it fail after proxy_delay seconds."""
+        with an unknown status, and requests proxied to it fail after proxy_delay seconds. online=True with
+        reachable=False: the cluster still counts the node, but requests to it fail (the moments before corosync
+        notices, or a hung API on that node)."""
         state = self.cluster.nodes[node]
         state.online = online
-        state.proxy_delay = 0.0 if online else proxy_delay
+        state.reachable = online if reachable is None else reachable and online
+        state.proxy_delay = 0.0 if state.answers else proxy_delay
 
     def reset(self) -> None:
         """Back to the seeded state; secrets and faults stay."""

@@ -85,7 +85,7 @@ class _Server(asyncssh.SSHServer):
 
     def _online(self) -> bool:
         node = self.face.sim.cluster.nodes.get(self.node)
-        return node is None or node.online
+        return node is None or node.answers
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
