@@ -125,19 +125,18 @@ async def test_vzdump_refuses_unknown_storage_storage_without_backups_and_a_fore
 
 
 async def test_restore_overwrites_a_stopped_guest_only_with_force_and_never_a_running_one(sim: Sim) -> None:
-    vm = guest(sim, "qemu", "stopped")
-    volid = next(v for v in sim.cluster.nodes[vm.node].storages["local"].volumes
+    volid = next(v for v in sim.cluster.nodes["pve1"].storages["local"].volumes
                  if v.content == "backup" and v.vmid is not None).volid
     target = sim.cluster.guests[int(volid.split("-")[2])]
     archive_path = f"/nodes/{target.node}/{target.kind}"
     key = "archive" if target.kind == "qemu" else "ostemplate"
-    extra = {} if target.kind == "qemu" else {"restore": 1}
+    extra: dict[str, Any] = {} if target.kind == "qemu" else {"restore": 1}
     refused = await call(sim, "POST", archive_path, vmid=target.vmid, **{key: volid}, **extra)
     assert refused.status == 500 and "already exists" in str(refused.message)
-    if target.running:
-        running = await call(sim, "POST", archive_path, vmid=target.vmid, force=1, **{key: volid}, **extra)
-        assert "is running" in str(running.message)
-        target.status = "stopped"
+    target.status = "running"
+    running = await call(sim, "POST", archive_path, vmid=target.vmid, force=1, **{key: volid}, **extra)
+    assert "is running" in str(running.message)
+    target.status = "stopped"
     target.config["memory"] = "99"
     status, log = await finish(sim, await call(sim, "POST", archive_path, vmid=target.vmid, force=1,
                                                **{key: volid}, **extra))

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OFFLINE = "offline"
-OFFLINE_REASON = "offline: the cluster has lost contact with this node, so nothing it holds can be read"
+OFFLINE_REASON = "the cluster has lost contact with this node, so nothing it holds can be read"
 
 
 def offline(node: str) -> t.UnreachableNode:

@@ -45,8 +45,9 @@ def render_last_backups(r: dict[str, Any]) -> str:
     lines = [f"last backup of {len(r['guests'])} guest(s); never backed up: "
              + (", ".join(str(v) for v in r["never_backed_up"]) or "none")]
     lines.extend(
-        f"  {g['vmid']:>6} {g['type']:<4} {g.get('name') or '-':<16} {age(g.get('age_seconds')):<14}"
+        (f"  {g['vmid']:>6} {g['type']:<4} {g.get('name') or '-':<16} {age(g.get('age_seconds')):<14}"
         + (f" {when(g.get('last_backup'))} {g['volid']} ({g['backups']} backup(s))" if g.get("volid") else "")
+         ).rstrip()
         for g in r["guests"]
     )
     return "\n".join([*lines, *_problems(r), *unreachable_lines(r)])[:MAX_TEXT]
@@ -70,8 +71,9 @@ def render_backup_jobs(r: dict[str, Any]) -> str:
 def render_backup_start(r: dict[str, Any]) -> str:
     what = "backup" if r["action"] == "backup_guest" else "restore"
     if what == "backup":
-        head = (f"backup of {r.get('type')} {r.get('vmid')} on {r['node']} to {r.get('storage') or 'the default '}"
-                f"storage (mode {r.get('mode')}, {'prunes older backups' if r.get('remove') else 'no pruning'})")
+        target = f"storage {r['storage']}" if r.get("storage") else "the default storage"
+        head = (f"backup of {r.get('type')} {r.get('vmid')} on {r['node']} to {target} (mode {r.get('mode')}, "
+                f"{'prunes older backups' if r.get('remove') else 'no pruning'})")
     else:
         head = (f"restore of {r.get('volid')} into {r.get('type')} {r.get('vmid')} on {r['node']}"
                 + (" (overwrites it)" if r.get("overwrote") else ""))
