@@ -4,7 +4,8 @@
 The subset keeps what code needs at run time (paths, methods, parameter and return types, enums,
 required flags, patterns, limits, permission checks) and drops all prose. It covers the paths the
 project uses: everything the simulator serves, guest agent exec, snapshots, storage, access,
-cluster, tasks and a few node-level endpoints.
+cluster, tasks, backups (vzdump) and a few node-level endpoints. `proxyto` says which requests a node
+forwards to the node the path names (the simulator fails those when that node is offline).
 
     python scripts/gen_pve_schema_subset.py            # rewrite the subset
     python scripts/gen_pve_schema_subset.py --check    # exit 1 when the committed subset is stale
@@ -37,7 +38,7 @@ PROSE_KEYS = frozenset(
         "print_width",
     }
 )
-METHOD_KEYS = ("parameters", "returns", "permissions", "allowtoken", "protected")
+METHOD_KEYS = ("parameters", "returns", "permissions", "allowtoken", "protected", "proxyto")
 
 SELECTED = (
     r"^/version$",
@@ -47,7 +48,7 @@ SELECTED = (
     r"^/pools(/.*)?$",
     r"^/nodes(/\{node\})?$",
     r"^/nodes/\{node\}/(status|network|storage|tasks|execute|version|time|dns|syslog|journal|services|hosts"
-    r"|config|subscription|netstat|rrd|rrddata|startall|stopall)(/.*)?$",
+    r"|config|subscription|netstat|rrd|rrddata|startall|stopall|vzdump)(/.*)?$",
     r"^/nodes/\{node\}/(qemu|lxc)$",
     r"^/nodes/\{node\}/(qemu|lxc)/\{vmid\}$",
     r"^/nodes/\{node\}/(qemu|lxc)/\{vmid\}/(status|config|pending|snapshot|agent|interfaces|feature|clone|migrate"

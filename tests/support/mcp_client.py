@@ -53,11 +53,15 @@ class SimClient:
         response.raise_for_status()
         return response.json()["data"]
 
-    def put(self, path: str, **data: Any) -> Any:
-        """Change the simulator's state directly (test set-up that is not what a test checks)."""
-        response = self._client.put(path, data=data)
+    def request(self, method: str, path: str, **params: Any) -> Any:
+        """A write as the admin token (form-encoded like a Proxmox client); the answer's data."""
+        response = self._client.request(method, path, data=params or None)
         response.raise_for_status()
         return response.json()["data"]
+
+    def put(self, path: str, **data: Any) -> Any:
+        """Change the simulator's state directly (test set-up that is not what a test checks)."""
+        return self.request("PUT", path, **data)
 
     def close(self) -> None:
         self._client.close()

@@ -135,3 +135,18 @@ def clear_sim_faults(info: SimInfo) -> dict[str, Any]:
 def reset_sim(info: SimInfo) -> dict[str, Any]:
     """Back to the seeded state (all tasks forgotten)."""
     return _control(info, "POST", "/_sim/reset")
+
+
+def sim_node(info: SimInfo, node: str, *, online: bool, reachable: bool | None = None,
+             proxy_delay_ms: float = 0) -> dict[str, Any]:
+    """Take a simulated node offline (requests proxied to it fail at once, or hang proxy_delay_ms first) or back;
+    online=True, reachable=False: the cluster still counts it, but requests to it fail or hang."""
+    body: dict[str, Any] = {"online": online, "proxy_delay_ms": proxy_delay_ms}
+    if reachable is not None:
+        body["reachable"] = reachable
+    return _control(info, "POST", f"/_sim/nodes/{node}", body)
+
+
+def sim_storage_full(info: SimInfo, storage: str, *, full: bool) -> dict[str, Any]:
+    """Make a storage full (backups to it fail) or give it its space back."""
+    return _control(info, "POST", f"/_sim/storage/{storage}", {"full": full})

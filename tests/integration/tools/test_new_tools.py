@@ -173,10 +173,10 @@ async def test_scopes_hide_and_refuse_the_new_tools(tools_stack: ToolsStack) -> 
     expected: dict[str, set[str]] = {
         "read": {"list_containers", "container_status", "list_snapshots", "list_storage", "storage_content",
                  "list_tasks", "task_status", "task_log", "wait_task", "cluster_status", "cluster_resources",
-                 "node_network"},
-        "operate": {"container_action", "create_snapshot"},
+                 "node_network", "list_backups", "last_backups", "backup_jobs", "guest_network"},
+        "operate": {"container_action", "create_snapshot", "backup_guest"},
         "exec": {"guest_exec", "container_exec"},
-        "admin": {"delete_snapshot", "rollback_snapshot"},
+        "admin": {"delete_snapshot", "rollback_snapshot", "restore_backup"},
     }
     from proxmox_mcp_contracts.envelope import Scope
 
@@ -196,7 +196,7 @@ async def test_scopes_hide_and_refuse_the_new_tools(tools_stack: ToolsStack) -> 
 async def test_every_tool_has_cluster_and_destructive_ones_have_confirm(tools_stack: ToolsStack) -> None:
     async with connect(tools_stack) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert len(tools) == 24
+        assert len(tools) == 30
         for tool in tools.values():
             assert tool.input_schema["type"] == "object" and "cluster" in tool.input_schema["properties"]
             assert tool.output_schema and tool.output_schema.get("type") == "object"

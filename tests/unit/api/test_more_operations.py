@@ -15,7 +15,7 @@ NODES = [{"node": "pve1", "status": "online"}, {"node": "pve2", "status": "onlin
          {"node": "pve3", "status": "offline"}]
 
 
-async def test_storage_of_all_nodes_names_a_broken_node_and_keeps_the_others() -> None:
+async def test_storage_of_all_nodes_names_a_broken_node_and_an_offline_one_and_keeps_the_others() -> None:
     ops, backend = _ops({
         ("GET", "/nodes"): NODES,
         ("GET", "/nodes/pve1/storage"): [{"storage": "local", "type": "dir", "active": 1, "shared": 0, "total": "10"}],
@@ -24,7 +24,9 @@ async def test_storage_of_all_nodes_names_a_broken_node_and_keeps_the_others() -
     result = await ops_inventory.storage_list(ops, x.ListStorageArgs(), _budget())
     assert [(s.node, s.storage, s.active, s.shared, s.total) for s in result.storages] == \
         [("pve1", "local", True, False, 10)]
-    assert result.unreachable_nodes == ["pve2"]
+    assert result.unreachable_nodes == ["pve2", "pve3"]
+    assert [(u.node, u.code) for u in result.unreachable] == [("pve2", "unavailable"), ("pve3", "offline")]
+    assert "node pve2 unreachable" in result.unreachable[0].reason
     assert "/nodes/pve3/storage" not in [path for _, path, _, _ in backend.requests]
 
 
@@ -45,8 +47,9 @@ async def test_cluster_wide_task_list_is_filtered_and_limited_here() -> None:
          "starttime": 4},
         {"node": "pve1", "starttime": 5},
     ]
-    ops, _ = _ops({("GET", "/cluster/tasks"): tasks})
+    ops, _ = _ops({("GET", "/cluster/tasks"): tasks, ("GET", "/nodes"): NODES})
     every = await ops_tasks.task_list(ops, x.ListTasksArgs(), _budget())
+    assert every.unreachable_nodes == ["pve3"]  # offline: its entries in the index may be stale
     assert [t.starttime for t in every.tasks] == [4, 3, 1]
     assert (every.tasks[0].status, every.tasks[0].ok, every.tasks[0].exitstatus) == ("running", None, None)
     failed = await ops_tasks.task_list(ops, x.ListTasksArgs(vmid=100, errors=True), _budget())

@@ -80,7 +80,7 @@ async def test_list_vms_holds_only_guests_sorted_by_vmid_with_real_booleans() ->
     assert [vm.vmid for vm in result.vms] == [100, 101, 200] and result.count == 3
     assert [vm.template for vm in result.vms] == [False, True, False]
     assert result.vms[2].mem == 100_000_000 and isinstance(result.vms[2].mem, int)
-    assert backend.requests[0][:3] == ("GET", "/cluster/resources", {"type": "vm"})
+    assert backend.requests[0][:3] == ("GET", "/cluster/resources", None)  # guests and nodes in one read
 
 
 @pytest.mark.parametrize("args, vmids", [

@@ -116,7 +116,7 @@ CASES: dict[str, Case] = {
     "PMCP_HEARTBEAT_INTERVAL": Case(ALL, "1.7", "1.9", lambda b: b.gateway.heartbeat_interval, 1.7, 1.9),
     "PMCP_PROBE_INTERVAL": Case(ALL, "17", "19", lambda b: b.gateway.probe_interval, 17.0, 19.0),
     "PMCP_RATE_LIMIT": Case(ALL, "70/m", "90/s", lambda b: b.gateway.rate_limit, "70/m", "90/s"),
-    "PMCP_TOOL_PROFILE": Case(ALL, "minimal", "standard", lambda b: len(b.gateway.exposed_tools()), 6, 18),
+    "PMCP_TOOL_PROFILE": Case(ALL, "minimal", "standard", lambda b: len(b.gateway.exposed_tools()), 6, 22),
     "PMCP_TOOLS": Case(ALL, "list_vms", "vm_status,node_status", lambda b: b.gateway.exposed_tools(),
                        {"list_vms"}, {"vm_status", "node_status"}),
     "PMCP_CLUSTERS": Case(ALL, "default,east", "default,west", lambda b: b.gateway.cluster_names().known,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from proxmox_mcp_contracts.envelope import Scope
-from proxmox_mcp_gateway.auth import AuthStatus, Principal, TokenAuthenticator, TokenRecord, digest_secret
+from proxmox_mcp_gateway.auth import AuthStatus, TokenAuthenticator, TokenRecord, digest_secret
+from proxmox_mcp_gateway.principal import Principal
 from proxmox_mcp_gateway.tokens import TokenStore
 
 

@@ -14,10 +14,10 @@ from proxmox_mcp_contracts.envelope import Caller, Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_gateway.access import AccessPolicy, CallDecision
 from proxmox_mcp_gateway.audit import AuditLog
-from proxmox_mcp_gateway.auth import Principal
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.catalog import TOOLS, ToolSpec
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec
+from proxmox_mcp_gateway.principal import Principal
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import BaseModel
 

@@ -75,7 +75,8 @@ async def test_a_result_reads_the_same_over_mcp_and_rest(settings: GatewaySettin
     mcp = await over_mcp(executor, settings, "list_vms", {})
     status, rest = await over_rest(executor, settings, "list_vms", {})
     assert status == 200
-    assert mcp == rest == (False, {"vms": [], "count": 0}, TOOLS_BY_NAME["list_vms"].render({"vms": [], "count": 0}))
+    empty = {"vms": [], "count": 0, "unreachable": [], "unreachable_nodes": []}
+    assert mcp == rest == (False, empty, TOOLS_BY_NAME["list_vms"].render(empty))
     assert len(bus.sent) == 2
 
 

@@ -63,7 +63,7 @@ def make(tmp_path: Path, *, bus: FakeBus | None = None, exposed: frozenset[str] 
 
 
 def test_every_tool_has_an_object_schema_with_cluster_and_destructive_tools_take_confirm() -> None:
-    assert len(TOOLS) == len(TOOLS_BY_NAME) == 24
+    assert len(TOOLS) == len(TOOLS_BY_NAME) == 30
     for spec in TOOLS:
         schema = spec.input_schema()
         assert schema["type"] == "object" and "cluster" in schema["properties"], spec.name

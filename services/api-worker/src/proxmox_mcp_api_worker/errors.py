@@ -78,8 +78,8 @@ def to_failure(error: PveHttpError, *, method: str, path: str) -> ServiceFailure
         return ServiceFailure(ErrorCode.NOT_FOUND, f"no such API path or method: {method} {path} ({message})",
                               details=details)
     if status in _PROXY_UNREACHABLE:
-        return ServiceFailure(ErrorCode.UNAVAILABLE, f"Proxmox could not reach the node for {method} {path}: "
-                              f"{message}", retryable=method == "GET", details=details)
+        return ServiceFailure(ErrorCode.UNAVAILABLE, f"Proxmox could not forward {method} {path} to the node "
+                              f"({message})", retryable=method == "GET", details=details)
     if status == 500 and _NOT_FOUND.search(message):
         return ServiceFailure(ErrorCode.NOT_FOUND, message, details=details)
     if status == 500 and _CONFLICT.search(message):

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts import tools_extra as x
-from proxmox_mcp_contracts.envelope import RequestEnvelope
+from proxmox_mcp_contracts.envelope import RequestEnvelope, Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig
 from proxmox_mcp_contracts.subjects import ApiOp, api_subject, endpoint_name
@@ -18,7 +19,14 @@ from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from proxmox_mcp_runtime.worker import Endpoint
 from pydantic import BaseModel, ValidationError
 
-from proxmox_mcp_api_worker import ops_inventory, ops_snapshots, ops_tasks
+from proxmox_mcp_api_worker import (
+    ops_backup_tasks,
+    ops_backups,
+    ops_guestnet,
+    ops_inventory,
+    ops_snapshots,
+    ops_tasks,
+)
 from proxmox_mcp_api_worker.backend import PveBackend
 from proxmox_mcp_api_worker.backends import backend_pool, build_backend
 from proxmox_mcp_api_worker.guest_exec import guest_exec
@@ -65,7 +73,22 @@ OPERATIONS: dict[ApiOp, tuple[type[BaseModel] | None, Operation]] = {
     ApiOp.CLUSTER_RESOURCES: (x.ClusterResourcesArgs, ops_inventory.cluster_resources),
     ApiOp.NODE_NETWORK: (x.NodeNetworkArgs, ops_inventory.node_network),
     ApiOp.GUEST_EXEC: (x.GuestExecArgs, _needs_caller),
+    ApiOp.BACKUP_LIST: (b.ListBackupsArgs, ops_backups.backup_list),
+    ApiOp.BACKUP_LAST: (b.LastBackupsArgs, ops_backups.backup_last),
+    ApiOp.BACKUP_JOBS: (b.BackupJobsArgs, ops_backups.backup_jobs),
+    ApiOp.BACKUP_START: (b.BackupGuestArgs, ops_backup_tasks.backup_start),
+    ApiOp.BACKUP_RESTORE: (b.RestoreBackupArgs, ops_backup_tasks.backup_restore),
+    ApiOp.GUEST_NETWORK: (b.GuestNetworkArgs, ops_guestnet.guest_network),
 }
+
+
+def check_argument_scope(args: BaseModel | None, caller_scope: Scope) -> None:
+    """Arguments that set their own scope (backup_guest's modes and pruning) are re-checked here with the rule
+    the gateway applied (the args model's required_scope), so a request sent straight to NATS gets no more."""
+    needed = args.required_scope() if isinstance(args, b.BackupGuestArgs) else None
+    if needed is not None and not caller_scope.includes(needed):
+        raise ServiceFailure(ErrorCode.PERMISSION_DENIED, f"these arguments need scope {needed.value}; the caller "
+                             f"has {caller_scope.value}")
 
 
 def argument_error(op: ApiOp, exc: ValidationError) -> ServiceFailure:
@@ -122,6 +145,7 @@ class ApiWorker:
                     args = args_model.model_validate(envelope.args)
                 except ValidationError as exc:
                     raise argument_error(op, exc) from None
+            check_argument_scope(args, envelope.caller.scope)
             ops = self.operations[cluster]
             if op is ApiOp.GUEST_EXEC:
                 assert isinstance(args, x.GuestExecArgs)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
+from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.backend import Method, Params, PveBackend, encode_params, normalize_api_path
 from proxmox_mcp_api_worker.upid import parse_upid
 from proxmox_mcp_api_worker.values import as_float as _float
@@ -29,6 +31,20 @@ LXC_ACTIONS = frozenset({"start", "stop", "shutdown", "reboot", "suspend", "resu
 GUEST_NOUN = {"qemu": "a QEMU VM", "lxc": "an LXC container"}
 GUEST_LABEL = {"qemu": "VM", "lxc": "CT"}
 """How Proxmox's own messages name a guest ("VM 100 ...", "CT 200 ...")."""
+PROXY_FAILURES = frozenset({595, 596, 599})
+"""pveproxy's answers when it cannot forward a request to the node the path names."""
+_NODE_PATH = re.compile(r"^/nodes/([^/]+)/")
+T = TypeVar("T")
+
+
+def naming_the_node(path: str, exc: ServiceFailure) -> ServiceFailure:
+    """A request Proxmox could not forward to the node in its path fails naming that node."""
+    match = _NODE_PATH.match(path)
+    if match is None or exc.info.details.get("status") not in PROXY_FAILURES:
+        return exc
+    node = unquote(match[1])
+    return ServiceFailure(exc.code, f"node {node} is unreachable: {exc.info.message}", retryable=exc.info.retryable,
+                          details={**exc.info.details, "node": node})
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,13 @@ class Guest:
     entry: Mapping[str, Any]
 
 
-def vm_summary(entry: Mapping[str, Any]) -> t.VmSummary:
+def vm_summary(entry: Mapping[str, Any], *, current: bool = True) -> t.VmSummary:
+    """A /cluster/resources guest entry; current=False (its node is offline): status unknown, no usage figures."""
+    if not current:
+        return t.VmSummary(vmid=int(entry["vmid"]), name=_str(entry.get("name")), node=str(entry["node"]),
+                           type=entry["type"], status="unknown", template=_flag(entry.get("template")),
+                           maxcpu=_float(entry.get("maxcpu")), maxmem=_int(entry.get("maxmem")),
+                           maxdisk=_int(entry.get("maxdisk")), tags=_str(entry.get("tags")))
     return t.VmSummary(
         vmid=int(entry["vmid"]), name=_str(entry.get("name")), node=str(entry["node"]), type=entry["type"],
         status=str(entry.get("status") or "unknown"), template=_flag(entry.get("template")),
@@ -114,11 +136,28 @@ class ClusterOperations:
     async def call(self, budget: Budget, method: Method, path: str, params: Params | None = None) -> Any:
         """One Proxmox request within the call's budget (a pvesh request that waits for its task gets all of it)."""
         whole = method != "GET" and self.backend.waits_for_tasks
-        return await self.backend.request(method, path, params, timeout=budget.timeout(whole=whole))
+        timeout = budget.timeout(whole=whole)
+        try:
+            return await self.backend.request(method, path, params, timeout=timeout)
+        except ServiceFailure as exc:
+            raise naming_the_node(path, exc) from None
+
+    async def nodes(self, budget: Budget) -> list[Mapping[str, Any]]:
+        """/nodes, sorted by name: each entry's `status` is online, offline or unknown."""
+        listed = await self.call(budget, "GET", "/nodes")
+        if not isinstance(listed, list):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's node list is not a list")
+        return sorted((e for e in listed if isinstance(e, dict) and e.get("node")), key=lambda e: str(e["node"]))
+
+    async def per_node(self, nodes: Iterable[str], ask: Callable[[str], Awaitable[T]],
+                       ) -> tuple[dict[str, T], list[t.UnreachableNode]]:
+        """ask(node) for each node, a few at a time; failures come back as unreachable nodes (partial.per_node)."""
+        return await partial.per_node(nodes, ask, concurrency=self.node_concurrency, cluster=self.cluster)
 
     # --- guests -----------------------------------------------------------------------------
 
-    async def _guests(self, budget: Budget) -> list[Mapping[str, Any]]:
+    async def guest_entries(self, budget: Budget) -> list[Mapping[str, Any]]:
+        """The qemu and lxc entries of /cluster/resources (type=vm)."""
         data = await self.call(budget, "GET", "/cluster/resources", {"type": "vm"})
         if not isinstance(data, list):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
@@ -127,7 +166,7 @@ class ClusterOperations:
     async def locate(self, vmid: int, node: str | None, budget: Budget, kind: t.GuestType | None = None) -> Guest:
         """Where a VM or container lives and what it is, from the cluster's resource list; `kind` refuses a guest
         of the other type (container tools must not act on a VM and the other way round)."""
-        entry = next((e for e in await self._guests(budget) if _int(e.get("vmid")) == vmid), None)
+        entry = next((e for e in await self.guest_entries(budget) if _int(e.get("vmid")) == vmid), None)
         if entry is None:
             raise ServiceFailure(ErrorCode.NOT_FOUND, f"VM {vmid} not found in cluster {self.cluster} "
                                  "(no VM or container has this id)", details={"vmid": vmid})
@@ -141,13 +180,26 @@ class ClusterOperations:
         return Guest(vmid=vmid, node=actual, type=entry["type"], entry=entry)
 
     async def list_vms(self, args: t.ListVmsArgs, budget: Budget) -> t.ListVmsResult:
-        vms = [vm_summary(e) for e in await self._guests(budget)]
+        """One /cluster/resources read: guests and nodes. Proxmox keeps listing the guests of an offline node
+        with status 'unknown'; they stay in the list as such (never with old figures) and the node is named."""
+        data = await self.call(budget, "GET", "/cluster/resources")
+        if not isinstance(data, list):
+            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
+        entries = [e for e in data if isinstance(e, dict)]
+        down = partial.down_nodes_in(entries)
+        nodes = {str(e["node"]) for e in entries if e.get("type") == "node" and e.get("node")}
+        partial.require_some(len(nodes) - len(down), down, self.cluster)
+        lost = {u.node for u in down}
+        vms = [vm_summary(e, current=str(e.get("node")) not in lost)
+               for e in entries if e.get("type") in ("qemu", "lxc") and "vmid" in e]
         vms = [vm for vm in vms
                if (args.node is None or vm.node == args.node)
                and (args.type is None or vm.type == args.type)
                and (args.status is None or vm.status == args.status)]
         vms.sort(key=lambda vm: vm.vmid)
-        return t.ListVmsResult(vms=vms, count=len(vms))
+        if args.node is not None:
+            down = [u for u in down if u.node == args.node]
+        return t.ListVmsResult(vms=vms, count=len(vms), **partial.partial_fields(down))
 
     async def vm_status(self, args: t.VmStatusArgs, budget: Budget) -> t.VmStatusResult:
         guest = await self.locate(args.vmid, args.node, budget, args.type)
@@ -224,35 +276,26 @@ class ClusterOperations:
     # --- nodes ------------------------------------------------------------------------------
 
     async def node_status(self, args: t.NodeStatusArgs, budget: Budget) -> t.NodeStatusResult:
-        listed = await self.call(budget, "GET", "/nodes")
-        if not isinstance(listed, list):
-            raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's node list is not a list")
-        entries = sorted((e for e in listed if isinstance(e, dict) and e.get("node")), key=lambda e: str(e["node"]))
+        """Every node (or one) as /nodes lists it, refined by each online node's own status. A node that is
+        offline or does not answer keeps only what the list says about it and is named in `unreachable`."""
+        entries = await self.nodes(budget)
         if args.node is not None:
-            entry = next((e for e in entries if e["node"] == args.node), None)
-            if entry is None:
-                known = ", ".join(str(e["node"]) for e in entries)
+            entries = [e for e in entries if e["node"] == args.node]
+            if not entries:
+                known = ", ".join(str(e["node"]) for e in await self.nodes(budget))
                 raise ServiceFailure(ErrorCode.NOT_FOUND, f"node {args.node} is not in cluster {self.cluster} "
                                      f"(nodes: {known})")
-            detail = await self._node_detail(entry, budget) if entry.get("status") == "online" else None
-            return t.NodeStatusResult(nodes=[node_info(entry, detail)])
-        gate = asyncio.Semaphore(self.node_concurrency)
+        online, down = partial.split_online(entries)
+        if args.node is not None and online:  # one node the cluster sees: its own answer or a clear failure
+            return t.NodeStatusResult(nodes=[node_info(entries[0], await self._node_detail(args.node, budget))])
+        details, failed = await self.per_node(online, lambda node: self._node_detail(node, budget))
+        if args.node is None:
+            partial.require_some(len(details), down + failed, self.cluster)
+        nodes = [node_info(e, details.get(str(e["node"]))) for e in entries]
+        return t.NodeStatusResult(nodes=nodes, **partial.partial_fields(down + failed))
 
-        async def one(entry: Mapping[str, Any]) -> t.NodeInfo:
-            if entry.get("status") != "online":
-                return node_info(entry)
-            async with gate:
-                try:
-                    return node_info(entry, await self._node_detail(entry, budget))
-                except ServiceFailure as exc:
-                    # One slow or broken node must not hide the others: keep what the list says about it.
-                    log.warning("node status failed", extra={"cluster": self.cluster, "code": exc.code.value})
-                    return node_info(entry)
-
-        return t.NodeStatusResult(nodes=list(await asyncio.gather(*(one(e) for e in entries))))
-
-    async def _node_detail(self, entry: Mapping[str, Any], budget: Budget) -> Mapping[str, Any] | None:
-        data = await self.call(budget, "GET", f"/nodes/{seg(entry['node'])}/status")
+    async def _node_detail(self, node: str, budget: Budget) -> Mapping[str, Any] | None:
+        data = await self.call(budget, "GET", f"/nodes/{seg(node)}/status")
         return data if isinstance(data, dict) else None
 
     # --- generic ----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
+from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_api_worker.values import as_bool, as_float, as_int, as_str, seg
 
@@ -42,35 +42,17 @@ async def _node_storage(ops: ClusterOperations, node: str, content: str | None,
 
 
 async def storage_list(ops: ClusterOperations, args: x.ListStorageArgs, budget: Budget) -> x.StorageListResult:
-    """One node's storage, or every online node's: a node that fails is named in unreachable_nodes, the others
-    still count (one broken node must not hide the rest)."""
+    """One node's storage, or every online node's: a node that is offline or fails is named in `unreachable`,
+    the others still count (one broken node must not hide the rest)."""
     if args.node is not None:
         storages = await _node_storage(ops, args.node, args.content, budget)
         return x.StorageListResult(storages=sorted(storages, key=lambda s: s.storage))
-    nodes = _objects(await ops.call(budget, "GET", "/nodes"), "node list")
-    online = sorted(str(n["node"]) for n in nodes if n.get("node") and n.get("status") == "online")
-    gate = asyncio.Semaphore(ops.node_concurrency)
-
-    async def one(node: str) -> list[x.StorageInfo] | ServiceFailure:
-        async with gate:
-            try:
-                return await _node_storage(ops, node, args.content, budget)
-            except ServiceFailure as exc:
-                if exc.code is ErrorCode.TIMEOUT and budget.left() <= 0:
-                    raise
-                log.warning("node storage failed", extra={"cluster": ops.cluster, "code": exc.code.value})
-                return exc
-
-    results = await asyncio.gather(*(one(node) for node in online))
-    storages: list[x.StorageInfo] = []
-    unreachable: list[str] = []
-    for node, result in zip(online, results, strict=True):
-        if isinstance(result, ServiceFailure):
-            unreachable.append(node)
-        else:
-            storages.extend(result)
+    online, down = partial.split_online(await ops.nodes(budget))
+    answers, failed = await ops.per_node(online, lambda node: _node_storage(ops, node, args.content, budget))
+    partial.require_some(len(answers), down + failed, ops.cluster)
+    storages = [storage for listed in answers.values() for storage in listed]
     storages.sort(key=lambda s: (s.node or "", s.storage))
-    return x.StorageListResult(storages=storages, unreachable_nodes=unreachable)
+    return x.StorageListResult(storages=storages, **partial.partial_fields(down + failed))
 
 
 async def storage_content(ops: ClusterOperations, args: x.StorageContentArgs,
@@ -120,7 +102,10 @@ async def cluster_resources(ops: ClusterOperations, args: x.ClusterResourcesArgs
     params = {"type": args.type} if args.type else None
     entries = _objects(await ops.call(budget, "GET", "/cluster/resources", params), "resource list")
     resources = sorted((dict(e) for e in entries), key=lambda e: (str(e.get("type", "")), str(e.get("id", ""))))
-    return x.ClusterResourcesResult(resources=resources, count=len(resources))
+    # Node entries say which nodes are lost; a filtered listing without them is asked for those separately.
+    states = entries if args.type in (None, "node") else await ops.nodes(budget)
+    down = partial.down_nodes_in(states) if args.type in (None, "node") else partial.split_online(states)[1]
+    return x.ClusterResourcesResult(resources=resources, count=len(resources), **partial.partial_fields(down))
 
 
 # --- network ---------------------------------------------------------------------------------

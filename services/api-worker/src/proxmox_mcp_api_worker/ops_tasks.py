@@ -6,9 +6,11 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
+from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_api_worker.upid import parse_upid
 from proxmox_mcp_api_worker.values import as_int, as_str, seg
@@ -43,8 +45,11 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
         if args.errors:
             params["errors"] = 1
         data = await ops.call(budget, "GET", f"/nodes/{seg(args.node)}/tasks", params)
+        down: list[t.UnreachableNode] = []
     else:
         data = await ops.call(budget, "GET", "/cluster/tasks")
+        # The cluster's task index cannot be current for a lost node (a task it lists as running may be over).
+        down = partial.split_online(await ops.nodes(budget))[1]
     if not isinstance(data, list):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task list is not a list")
     tasks = [task_summary(e) for e in data if isinstance(e, dict) and isinstance(e.get("upid"), str)]
@@ -54,7 +59,7 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
         tasks = [task for task in tasks if _failed(task)]
     tasks.sort(key=lambda task: (task.starttime or 0, task.upid), reverse=True)
     tasks = tasks[: args.limit]
-    return x.TaskListResult(tasks=tasks, count=len(tasks))
+    return x.TaskListResult(tasks=tasks, count=len(tasks), **partial.partial_fields(down))
 
 
 def _line(entry: Any, fallback: int) -> x.TaskLogLine:

@@ -24,6 +24,7 @@ from proxmox_mcp_runtime.networks import address_in, parse_networks
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxmox_mcp_gateway.edge import RejectHook, client_address, send_json_error
+from proxmox_mcp_gateway.principal import Principal
 from proxmox_mcp_gateway.tokens import TokenEntry, TokenStore, TokenStoreError, token_id_of
 
 if TYPE_CHECKING:
@@ -32,15 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALLER_STATE_KEY = "pmcp_caller"
-
-
-class Principal(Caller):
-    """A Caller plus what only the gateway needs. Envelopes carry the Caller fields only (pydantic
-    serializes a field by its declared type), so the allowlist never travels to the workers."""
-
-    allowed_tools: frozenset[str] | None = None
-    """Tools this token may use; None = every tool its scope allows."""
-    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from proxmox_mcp_gateway.spec import Annotations, TaskMode, ToolSpec
+from proxmox_mcp_gateway.tools_backups import BACKUP_TOOLS, GUEST_NETWORK_TOOLS
 from proxmox_mcp_gateway.tools_guests import CONTAINER_TOOLS, ORIGINAL_TOOLS, SNAPSHOT_TOOLS
 from proxmox_mcp_gateway.tools_ops import CLUSTER_TOOLS, GUEST_COMMAND_TOOLS, STORAGE_TOOLS, TASK_TOOLS
 
@@ -13,7 +14,7 @@ __all__ = ["PROFILE_NAMES", "TOOLS", "TOOLS_BY_NAME", "Annotations", "TaskMode",
 
 TOOLS: tuple[ToolSpec, ...] = (
     *ORIGINAL_TOOLS, *CONTAINER_TOOLS, *SNAPSHOT_TOOLS, *STORAGE_TOOLS, *TASK_TOOLS, *CLUSTER_TOOLS,
-    *GUEST_COMMAND_TOOLS,
+    *GUEST_COMMAND_TOOLS, *BACKUP_TOOLS, *GUEST_NETWORK_TOOLS,
 )
 TOOLS_BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in TOOLS}
 
@@ -21,6 +22,7 @@ _MINIMAL = tuple(spec.name for spec in ORIGINAL_TOOLS)
 _STANDARD = (
     *_MINIMAL, "list_containers", "container_status", "container_action", "list_snapshots", "create_snapshot",
     "list_storage", "list_tasks", "task_status", "task_log", "wait_task", "cluster_status", "cluster_resources",
+    "list_backups", "last_backups", "backup_jobs", "guest_network",
 )
 PROFILES: dict[str, tuple[str, ...]] = {
     "minimal": _MINIMAL,

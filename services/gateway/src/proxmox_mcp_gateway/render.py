@@ -23,6 +23,11 @@ def _flag(value: Any, yes: str, no: str = "") -> str:
     return yes if value else no
 
 
+def unreachable_lines(r: dict[str, Any]) -> list[str]:
+    """What a multi-node answer lacks: each node that did not answer and why (empty when complete)."""
+    return [f"node {u['node']} not included ({u['code']}): {u['reason']}" for u in r.get("unreachable") or []]
+
+
 def render_exec(r: dict[str, Any]) -> str:
     parts = [f"$ {r['command']}  (node {r['node']}, exit {r['exit_code']}, {r['duration_ms']:.0f} ms)"]
     if r["stdout"]:
@@ -47,7 +52,7 @@ def render_list(r: dict[str, Any]) -> str:
         f" mem {fmt_bytes(vm.get('mem'))}/{fmt_bytes(vm.get('maxmem'))}" + _flag(vm.get("template"), " (template)")
         for vm in r["vms"]
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *unreachable_lines(r)])
 
 
 def render_vm_status(r: dict[str, Any]) -> str:
@@ -86,11 +91,12 @@ def render_task_start(r: dict[str, Any]) -> str:
 
 
 def render_nodes(r: dict[str, Any]) -> str:
-    return "\n".join(
+    lines = [
         f"{n['node']}: {n['status']}; cpu {(n.get('cpu') or 0):.1%} of {n.get('maxcpu') or '?'}; mem "
         f"{fmt_bytes(n.get('mem'))}/{fmt_bytes(n.get('maxmem'))}; uptime {n.get('uptime') or 0} s"
         for n in r["nodes"]
-    )
+    ]
+    return "\n".join([*lines, *unreachable_lines(r)])
 
 
 def render_api(r: dict[str, Any]) -> str:
@@ -116,9 +122,7 @@ def render_storage(r: dict[str, Any]) -> str:
         + _flag(s.get("shared"), " shared") + _flag(s.get("active") is False, " INACTIVE")
         for s in r["storages"]
     )
-    if r.get("unreachable_nodes"):
-        lines.append("unreachable nodes: " + ", ".join(r["unreachable_nodes"]))
-    return "\n".join(lines)
+    return "\n".join([*lines, *unreachable_lines(r)])
 
 
 def render_storage_content(r: dict[str, Any]) -> str:
@@ -138,7 +142,7 @@ def render_tasks(r: dict[str, Any]) -> str:
         f"{t['status']}" + (f" {t.get('exitstatus')}" if t["status"] == "stopped" else "") + f"  {t['upid']}"
         for t in r["tasks"]
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *unreachable_lines(r)])
 
 
 def render_task_log(r: dict[str, Any]) -> str:
@@ -165,7 +169,7 @@ def render_cluster_resources(r: dict[str, Any]) -> str:
         + (f" on {e['node']}" if e.get("node") and e.get("type") != "node" else "")
         for e in r["resources"]
     )
-    return "\n".join(lines)[:MAX_TEXT]
+    return "\n".join([*unreachable_lines(r), *lines])[:MAX_TEXT]
 
 
 def render_network(r: dict[str, Any]) -> str:

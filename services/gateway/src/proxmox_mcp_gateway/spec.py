@@ -62,6 +62,8 @@ class ToolSpec:
     task: TaskMode = TaskMode.NONE
     destructive_when: DestructiveTest | None = None
     """Which calls need confirmation. Command tools and proxmox_api are judged by their policies instead."""
+    scope_when: Callable[[BaseModel], Scope] | None = None
+    """The scope a call needs when its arguments raise it above `scope` (backup_guest's modes and pruning)."""
 
     def input_schema(self) -> dict[str, Any]:
         return _schema(self.args_model)
@@ -72,6 +74,8 @@ class ToolSpec:
     def required_scope(self, args: BaseModel) -> Scope:
         if isinstance(args, t.ProxmoxApiArgs) and args.method != "GET":
             return Scope.ADMIN
+        if self.scope_when is not None:
+            return self.scope_when(args)
         return self.scope
 
     def idempotent_call(self, args: BaseModel) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from proxmox_mcp_contracts import tools as t
+from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts import tools_extra as x
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -156,6 +157,33 @@ class GuestExecToolArgs(ClusterArg, ConfirmArg, x.GuestExecArgs):
 
 
 class ContainerExecToolArgs(ClusterArg, ConfirmArg, x.ContainerExecArgs):
+    pass
+
+
+# --- backups and guest networking ---------------------------------------------------------------------------------
+
+
+class ListBackupsToolArgs(ClusterArg, b.ListBackupsArgs):
+    pass
+
+
+class LastBackupsToolArgs(ClusterArg, b.LastBackupsArgs):
+    pass
+
+
+class BackupJobsToolArgs(ClusterArg, b.BackupJobsArgs):
+    pass
+
+
+class BackupGuestToolArgs(ClusterArg, ConfirmArg, b.BackupGuestArgs):
+    pass
+
+
+class RestoreBackupToolArgs(ClusterArg, ConfirmArg, b.RestoreBackupArgs):
+    pass
+
+
+class GuestNetworkToolArgs(ClusterArg, b.GuestNetworkArgs):
     pass
 
 

@@ -39,6 +39,14 @@ def unknown_node(node: str) -> ApiError:
     )
 
 
+async def _unreachable(delay: float) -> None:
+    """What pveproxy answers when it cannot forward a request to an offline node (AnyEvent::HTTP's 595)."""
+    if delay > 0:
+        await asyncio.sleep(delay)
+        raise ApiError(595, "Connection timed out")
+    raise ApiError(595, "No route to host")
+
+
 async def dispatch(sim: Sim, caller: Caller, method: str, path: str, params: dict[str, Any]) -> Result:
     """Answer one API call; never raises for bad input (4xx/5xx Results instead)."""
     method = method.upper()
@@ -68,6 +76,8 @@ async def _answer(sim: Sim, caller: Caller, method: str, path: str, params: dict
     node = path_params.get("node")
     if node is not None and node not in sim.cluster.nodes:
         raise unknown_node(node)
+    if node is not None and schema.get("proxyto") == "node" and not sim.cluster.nodes[node].answers:
+        await _unreachable(sim.cluster.nodes[node].proxy_delay)
     values = {**params, **path_params}
     sim.access.check_permissions(caller, schema.get("permissions"), values)
     parameters: dict[str, Any] = schema.get("parameters") or {}

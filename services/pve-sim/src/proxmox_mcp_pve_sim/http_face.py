@@ -119,6 +119,9 @@ class HttpFace:
                 return
             if request is None:
                 return
+            if self.sim.api_node is None and unquote(request.path).startswith(BASE):
+                writer.transport.abort()  # every node is down: the API is gone, like a dead host's
+                return
             response = await self.respond(request)
             keep_alive = not response.close and _wants_keep_alive(request)
             response.close = not keep_alive

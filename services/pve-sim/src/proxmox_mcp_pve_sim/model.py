@@ -143,6 +143,13 @@ class Volume:
     vmid: int | None = None
     used: int | None = None
     notes: str | None = None
+    subtype: str | None = None
+    """Backups: the guest type (qemu or lxc) the archive holds."""
+    protected: int = 0
+    verification: dict[str, str] | None = None
+    """Proxmox Backup Server: the last verify job's state and UPID."""
+    config: dict[str, str] | None = None
+    """Backups: the guest configuration inside the archive (what a restore brings back)."""
 
 
 @dataclass
@@ -154,10 +161,17 @@ class Storage:
     shared: int = 0
     path: str | None = None
     volumes: list[Volume] = field(default_factory=list)
+    prune_backups: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    """Further storage.cfg keys (server, export, datastore, username, fingerprint)."""
+    full: bool = False
+    """Set through the control endpoint: no space left, so writes (backups) fail."""
 
     @property
     def used(self) -> int:
-        return sum(v.used if v.used is not None else v.size for v in self.volumes) + self.total // 20
+        if self.full:
+            return self.total
+        return min(self.total, sum(v.used if v.used is not None else v.size for v in self.volumes) + self.total // 20)
 
 
 @dataclass
@@ -186,6 +200,16 @@ class Node:
     storages: dict[str, Storage] = field(default_factory=dict)
     network: list[NetIface] = field(default_factory=list)
     load: float = 0.05
+    online: bool = True
+    """False: the node is cut off from the cluster (corosync lost it); requests proxied to it fail."""
+    reachable: bool = True
+    """False while online: the cluster has not noticed yet (or the node's API hangs); proxied requests fail."""
+    proxy_delay: float = 0.0
+    """Seconds a request proxied to the unreachable node hangs before it fails (0: 'No route to host' at once)."""
+
+    @property
+    def answers(self) -> bool:
+        return self.online and self.reachable
 
     @property
     def uptime(self) -> int:
@@ -193,10 +217,28 @@ class Node:
 
 
 @dataclass
+class BackupJob:
+    """A scheduled vzdump job (jobs.cfg), as /cluster/backup lists it."""
+
+    id: str
+    schedule: str
+    storage: str
+    enabled: int = 1
+    mode: str = "snapshot"
+    all: int = 0
+    vmid: str | None = None
+    exclude: str | None = None
+    comment: str | None = None
+    prune_backups: str | None = None
+    compress: str = "zstd"
+
+
+@dataclass
 class Cluster:
     name: str
     nodes: dict[str, Node]
     guests: dict[int, Guest]
+    backup_jobs: list[BackupJob] = field(default_factory=list)
 
     def clone(self) -> Cluster:
         return copy.deepcopy(self)
@@ -319,18 +361,8 @@ def build_cluster(seed: int, node_count: int, guest_count: int, *, now: float | 
     for node in nodes.values():
         backups = [g for g in guests.values() if g.node == node.name][:2]
         for guest in backups:
-            stamp = time.strftime("%Y_%m_%d-%H_%M_%S", time.gmtime(now - 86400))
-            ext = "vma.zst" if guest.kind == "qemu" else "tar.zst"
             node.storages["local"].volumes.append(
-                Volume(
-                    f"local:backup/vzdump-{guest.kind}-{guest.vmid}-{stamp}.{ext}",
-                    "backup",
-                    ext,
-                    rng.randint(300, 3000) * MIB,
-                    int(now) - 86400,
-                    vmid=guest.vmid,
-                    notes=guest.name,
-                )
+                backup_volume(node.storages["local"], guest, int(now) - 86400, rng.randint(300, 3000) * MIB)
             )
     return Cluster(name=CLUSTER_NAME, nodes=nodes, guests=guests)
 
@@ -419,3 +451,22 @@ def _add_disk_volume(node: Node, guest: Guest, now: float) -> None:
             used=guest.disk_used if guest.kind == "lxc" else guest.maxdisk // 3,
         )
     )
+
+
+def backup_volume(storage: Storage, guest: Guest, ctime: int, size: int, notes: str | None = None) -> Volume:
+    """A vzdump archive of `guest` on `storage`, named the way vzdump names it there."""
+    if storage.type == "pbs":
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ctime))
+        volid = f"{storage.storage}:backup/{'vm' if guest.kind == 'qemu' else 'ct'}/{guest.vmid}/{stamp}"
+        fmt = "pbs-vm" if guest.kind == "qemu" else "pbs-ct"
+        verification = {"state": "ok", "upid": f"UPID:pbs:0000{guest.vmid:04X}:00000000:{ctime:08X}:verify:::"}
+    else:
+        stamp = time.strftime("%Y_%m_%d-%H_%M_%S", time.gmtime(ctime))
+        fmt = "vma.zst" if guest.kind == "qemu" else "tar.zst"
+        volid = f"{storage.storage}:backup/vzdump-{guest.kind}-{guest.vmid}-{stamp}.{fmt}"
+        verification = None
+    return Volume(
+        volid, "backup", fmt, size, ctime, vmid=guest.vmid, notes=notes if notes is not None else guest.name,
+        subtype=guest.kind, verification=verification, config=dict(guest.config),
+    )
+

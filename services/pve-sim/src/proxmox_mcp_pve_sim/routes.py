@@ -12,7 +12,7 @@ from types import MappingProxyType
 from proxmox_mcp_contracts.pve_schema import method_schema
 
 from proxmox_mcp_pve_sim.api import Handler
-from proxmox_mcp_pve_sim.endpoints import access, agent, cluster, guests, nodes, power, snapshots, tasks
+from proxmox_mcp_pve_sim.endpoints import access, agent, backups, cluster, guests, nodes, power, snapshots, tasks
 from proxmox_mcp_pve_sim.model import GuestKind
 
 Route = tuple[str, str, Handler]
@@ -61,6 +61,10 @@ ENDPOINTS: tuple[Route, ...] = (
     ("GET", "/cluster/resources", cluster.cluster_resources),
     ("GET", "/cluster/tasks", cluster.cluster_tasks),
     ("GET", "/cluster/nextid", cluster.cluster_nextid),
+    ("GET", "/cluster/backup", backups.backup_jobs),
+    ("GET", "/cluster/backup/{id}", backups.backup_job),
+    ("GET", "/cluster/backup-info", backups.backup_info_index),
+    ("GET", "/cluster/backup-info/not-backed-up", backups.not_backed_up),
     ("GET", "/storage", cluster.storage_config),
     ("GET", "/nodes", cluster.nodes),
     ("GET", "/nodes/{node}", cluster.node_index),
@@ -75,6 +79,7 @@ ENDPOINTS: tuple[Route, ...] = (
     ("GET", "/nodes/{node}/storage/{storage}", nodes.node_storage_index),
     ("GET", "/nodes/{node}/storage/{storage}/status", nodes.node_storage_status),
     ("GET", "/nodes/{node}/storage/{storage}/content", nodes.node_storage_content),
+    ("POST", "/nodes/{node}/vzdump", backups.vzdump),
     # tasks and batches
     ("GET", "/nodes/{node}/tasks", tasks.node_tasks),
     ("GET", "/nodes/{node}/tasks/{upid}", tasks.task_index),

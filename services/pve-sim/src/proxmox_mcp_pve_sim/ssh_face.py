@@ -80,6 +80,12 @@ class _Server(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.face.connections.add(conn)
+        if not self._online():
+            conn.abort()  # the node is down: nothing answers on its SSH port
+
+    def _online(self) -> bool:
+        node = self.face.sim.cluster.nodes.get(self.node)
+        return node is None or node.answers
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
@@ -100,7 +106,11 @@ class _Server(asyncssh.SSHServer):
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         return self.face.key_ok(username, key)
 
-    def session_requested(self) -> asyncssh.SSHServerSession[str]:
+    def session_requested(self) -> asyncssh.SSHServerSession[str] | bool:
+        if not self._online():
+            if self.conn is not None:
+                self.conn.abort()  # a connection opened before the node went down breaks with it
+            return False
         return _Session(host_shell(self.face.sim, self.node))
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:

@@ -49,6 +49,12 @@ class ApiOp(StrEnum):
     CLUSTER_RESOURCES = "cluster_resources"
     NODE_NETWORK = "node_network"
     GUEST_EXEC = "guest_exec"
+    BACKUP_LIST = "backup_list"
+    BACKUP_LAST = "backup_last"
+    BACKUP_JOBS = "backup_jobs"
+    BACKUP_START = "backup_start"
+    BACKUP_RESTORE = "backup_restore"
+    GUEST_NETWORK = "guest_network"
 
 
 HEARTBEAT_PREFIX = "pmcp.hb"

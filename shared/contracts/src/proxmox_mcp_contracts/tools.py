@@ -102,6 +102,24 @@ class TaskStatusArgs(_Args):
 # --- results ---------------------------------------------------------------------------------
 
 
+class UnreachableNode(_Result):
+    """A node whose part of a multi-node answer is missing or not current."""
+
+    node: str
+    code: str = Field(description="offline (the cluster has lost the node), or the error code of the failed "
+                      "request: unavailable, timeout, upstream_error, ...")
+    reason: str
+
+
+class PartialResult(_Result):
+    """What every multi-node result carries: the nodes that did not answer, and why. The rest of the result is
+    what the reachable nodes gave; nothing from an unreachable node is passed off as current."""
+
+    unreachable_nodes: list[str] = Field(default_factory=list, description="Names of the nodes in `unreachable`")
+    unreachable: list[UnreachableNode] = Field(default_factory=list, description="Nodes that did not answer "
+                                               "(offline, timed out, failed), each with the reason")
+
+
 class ExecResult(_Result):
     node: str
     command: str
@@ -129,8 +147,9 @@ class VmSummary(_Result):
     tags: str | None = None
 
 
-class ListVmsResult(_Result):
-    vms: list[VmSummary]
+class ListVmsResult(PartialResult):
+    vms: list[VmSummary] = Field(description="Guests on unreachable nodes are listed with status 'unknown' and "
+                                 "without usage figures: Proxmox cannot say what they are doing")
     count: int
 
 
@@ -195,7 +214,7 @@ class NodeInfo(_Result):
     kversion: str | None = None
 
 
-class NodeStatusResult(_Result):
+class NodeStatusResult(PartialResult):
     nodes: list[NodeInfo]
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from proxmox_mcp_contracts.tools import UPID_PATTERN, GuestType, NodeName, TaskResult, VmId
+from proxmox_mcp_contracts.tools import UPID_PATTERN, GuestType, NodeName, PartialResult, TaskResult, VmId
 
 SNAPSHOT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{1,39}$"
 """Proxmox's pve-configid (letters, digits, '-', '_'; a letter first), at most 40 characters."""
@@ -134,11 +134,8 @@ class StorageInfo(_Result):
     used_fraction: float | None = None
 
 
-class StorageListResult(_Result):
+class StorageListResult(PartialResult):
     storages: list[StorageInfo] = Field(description="Sorted by node, then storage id")
-    unreachable_nodes: list[str] = Field(
-        default_factory=list, description="Online nodes whose storage list could not be read (all-nodes listing)"
-    )
 
 
 class StorageItem(_Result):
@@ -196,7 +193,7 @@ class TaskSummary(_Result):
     endtime: int | None = None
 
 
-class TaskListResult(_Result):
+class TaskListResult(PartialResult):
     tasks: list[TaskSummary] = Field(description="Newest first")
     count: int
 
@@ -240,7 +237,7 @@ class ClusterResourcesArgs(_Args):
     type: Literal["vm", "storage", "node", "sdn"] | None = None
 
 
-class ClusterResourcesResult(_Result):
+class ClusterResourcesResult(PartialResult):
     resources: list[dict[str, Any]] = Field(description="Proxmox /cluster/resources entries as Proxmox gives them "
                                             "(booleans as 0/1), sorted by id")
     count: int

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from proxmox_mcp_gateway.auth import Principal
+from proxmox_mcp_gateway.principal import Principal
 
 TOKEN_ID_PREFIX = "oauth:"
 

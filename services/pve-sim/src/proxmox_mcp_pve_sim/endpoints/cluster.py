@@ -63,10 +63,10 @@ def nodes(call: Call) -> list[dict[str, Any]]:
             "node": node.name,
             "id": f"node/{node.name}",
             "type": "node",
-            "status": "online",
+            "status": "online" if node.online else "offline",
             "level": "",
             "ssl_fingerprint": sim.fingerprint,
-            **node_usage(sim, node),
+            **(node_usage(sim, node) if node.online else {}),
         }
         for node in sim.cluster.nodes.values()
     ]
@@ -80,39 +80,45 @@ def cluster_status(call: Call) -> list[dict[str, Any]]:
             "id": "cluster",
             "name": sim.cluster.name,
             "nodes": len(sim.cluster.nodes),
-            "quorate": 1,
+            "quorate": 1 if sum(n.online for n in sim.cluster.nodes.values()) * 2 > len(sim.cluster.nodes) else 0,
             "version": len(sim.cluster.nodes) + 2,
         }
     ]
-    for index, node in enumerate(sim.cluster.nodes.values()):
-        entries.append(
-            {
-                "type": "node",
-                "id": f"node/{node.name}",
-                "name": node.name,
-                "ip": node.ip,
-                "nodeid": node.nodeid,
-                "online": 1,
-                "local": 1 if index == 0 else 0,
-                "level": "",
-            }
-        )
+    local = sim.api_node
+    entries.extend(
+        {
+            "type": "node",
+            "id": f"node/{node.name}",
+            "name": node.name,
+            "ip": node.ip,
+            "nodeid": node.nodeid,
+            "online": 1 if node.online else 0,
+            "local": 1 if node.name == local else 0,
+            "level": "",
+        }
+        for node in sim.cluster.nodes.values()
+    )
     return entries
 
 
 def storage_resource(node: Node, storage: Storage) -> dict[str, Any]:
-    return {
+    entry: dict[str, Any] = {
         "id": f"storage/{node.name}/{storage.storage}",
         "type": "storage",
         "storage": storage.storage,
         "node": node.name,
-        "status": "available",
-        "disk": storage.used,
-        "maxdisk": storage.total,
+        "status": "available" if node.online else "unknown",
         "content": storage.content,
         "plugintype": storage.type,
         "shared": storage.shared,
     }
+    if node.online:
+        entry.update({"disk": storage.used, "maxdisk": storage.total})
+    return entry
+
+
+OFFLINE_GUEST_KEYS = ("vmid", "name", "maxmem", "maxdisk")
+"""What /cluster/resources still knows of a guest whose node is offline: its config, not what it does."""
 
 
 def cluster_resources(call: Call) -> list[dict[str, Any]]:
@@ -124,6 +130,12 @@ def cluster_resources(call: Call) -> list[dict[str, Any]]:
             if "VM.Audit" not in access.privileges(call.caller, f"/vms/{guest.vmid}"):
                 continue
             summary = guest_summary(guest)
+            if not sim.cluster.nodes[guest.node].online:
+                entry = {key: summary[key] for key in OFFLINE_GUEST_KEYS}
+                entry.update({"id": f"{guest.kind}/{guest.vmid}", "type": guest.kind, "node": guest.node,
+                              "status": "unknown", "maxcpu": guest.cpus, "template": guest.template})
+                entries.append(entry)
+                continue
             entry = {
                 key: summary[key]
                 for key in (
@@ -161,10 +173,9 @@ def cluster_resources(call: Call) -> list[dict[str, Any]]:
                 "id": f"node/{node.name}",
                 "type": "node",
                 "node": node.name,
-                "status": "online",
+                "status": "online" if node.online else "offline",
                 "level": "",
-                "cgroup-mode": 2,
-                **node_usage(sim, node),
+                **({"cgroup-mode": 2, **node_usage(sim, node)} if node.online else {}),
             }
             for node in sim.cluster.nodes.values()
         )
@@ -183,7 +194,7 @@ def cluster_resources(call: Call) -> list[dict[str, Any]]:
                 "type": "sdn",
                 "sdn": "localnetwork",
                 "node": node.name,
-                "status": "ok",
+                "status": "ok" if node.online else "unknown",
             }
             for node in sim.cluster.nodes.values()
         )
@@ -223,9 +234,13 @@ def storage_config(call: Call) -> list[dict[str, Any]]:
         }
         if storage.path:
             entry["path"] = storage.path
-            entry["prune-backups"] = "keep-all=1"
+        if "backup" in storage.content.split(","):
+            entry["prune-backups"] = storage.prune_backups or "keep-all=1"
         if storage.type == "lvmthin":
             entry.update({"thinpool": "data", "vgname": "pve"})
+        if storage.shared and storage.type not in ("nfs", "pbs", "cifs", "cephfs", "rbd"):
+            entry["shared"] = 1
+        entry.update(storage.settings)
         entries.append(entry)
     return entries
 

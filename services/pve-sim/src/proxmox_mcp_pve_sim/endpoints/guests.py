@@ -8,6 +8,7 @@ from typing import Any
 
 from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import find_guest, kind_label, subdirs, typed_config
+from proxmox_mcp_pve_sim.endpoints.restore import restore
 from proxmox_mcp_pve_sim.errors import TaskFailed, failed
 from proxmox_mcp_pve_sim.model import Guest, GuestKind, Volume, mac_address
 from proxmox_mcp_pve_sim.tasks import Task
@@ -251,6 +252,8 @@ def _check_new_vmid(call: Call, vmid: int) -> None:
 
 def qemu_create(call: Call) -> str:
     vmid = call["vmid"]
+    if call.get("archive"):
+        return restore(call, "qemu", str(call["archive"]), overwrite=bool(call.get("force")))
     _check_new_vmid(call, vmid)
     config: dict[str, str] = {"memory": "2048", "cores": "1", "sockets": "1", "ostype": "l26"}
     for key, value in call.params.items():
@@ -268,8 +271,10 @@ def qemu_create(call: Call) -> str:
 
 def lxc_create(call: Call) -> str:
     vmid = call["vmid"]
-    _check_new_vmid(call, vmid)
     template = call["ostemplate"]
+    if call.get("restore"):
+        return restore(call, "lxc", str(template), overwrite=bool(call.get("force")))
+    _check_new_vmid(call, vmid)
     config: dict[str, str] = {
         "arch": "amd64",
         "memory": "512",

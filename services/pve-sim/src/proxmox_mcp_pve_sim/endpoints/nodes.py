@@ -225,6 +225,9 @@ def node_storage_content(call: Call) -> list[dict[str, Any]]:
         if volume.notes:
             entry["notes"] = volume.notes
         if volume.content == "backup":
-            entry["subtype"] = "qemu" if "-qemu-" in volume.volid else "lxc"
+            entry["subtype"] = volume.subtype or ("qemu" if "-qemu-" in volume.volid else "lxc")
+            entry["protected"] = volume.protected
+            if volume.verification:
+                entry["verification"] = dict(volume.verification)
         entries.append(entry)
     return entries
