@@ -56,6 +56,8 @@ class ComposeStack:
     https_port: int
     prometheus_port: int
     sim_port: int
+    up_line: str = ""
+    """The README's `docker compose ... up` line this stack was started with."""
     log: str = ""
     token: str = ""
     sim: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +126,11 @@ class ComposeStack:
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
+    def up(self) -> None:
+        """The README's `up` line again (on a stack that was brought `down`)."""
+        self.compose(*shlex.split(self.up_line)[2:], timeout=600)
+        self.wait_healthy()
+
     def down(self) -> None:
         self.compose("--profile", "demo", "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
                      timeout=180)
@@ -159,11 +166,13 @@ def start_stack(workdir: Path) -> ComposeStack:
     stack = ComposeStack(workdir=workdir, env=env, https_port=https_port, prometheus_port=prometheus_port,
                          sim_port=sim_port)
     stack.down()  # what an interrupted earlier run left
+    ups = up_commands(podman_engine(host))
+    stack.up_line = next(line for line in ups if line.startswith("docker compose") and " up " in line)
     after = [stack.localize(line) for line in after_up_commands() if not line.startswith(("claude", "NODE_"))]
     script = "\n".join([
         "set -euo pipefail",
         f"cd {shlex.quote(str(REPO_ROOT))}",
-        *up_commands(podman_engine(host)),
+        *ups,
         f"cd {shlex.quote(str(workdir))}",
         *after,
         'printf "%s" "$TOKEN" > token',
