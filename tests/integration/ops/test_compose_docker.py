@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from typing import Any
 
 import nats
 import pytest
@@ -42,9 +43,11 @@ def test_our_image_runs_nats_alone_read_only_as_the_service_user_without_capabil
     container = (
         DockerContainer(OUR_IMAGE)
         .with_command(["nats-server", "--addr", "0.0.0.0", "--port", "4222"])
-        .with_kwargs(ports={"4222/tcp": ("127.0.0.1", port)}, read_only=True, cap_drop=["ALL"], init=True,
-                     security_opt=["no-new-privileges:true"])
+        .with_kwargs(read_only=True, cap_drop=["ALL"], init=True, security_opt=["no-new-privileges:true"])
     )
+    # Published on loopback only (with_bind_ports binds every address); docker-py takes (address, port).
+    ports: dict[str, Any] = container.ports
+    ports["4222/tcp"] = ("127.0.0.1", port)
     with container:
         wrapped = container.get_wrapped_container()
         wait_until(lambda: b"Server is ready" in b"".join(container.get_logs()), timeout=30,
