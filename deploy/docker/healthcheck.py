@@ -27,7 +27,7 @@ def check(target: str, timeout: float) -> str | None:
             with socket.create_connection((url.hostname or "127.0.0.1", url.port or 0), timeout):
                 return None
         if url.scheme == "http":
-            with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310 (http only)
+            with urllib.request.urlopen(target, timeout=timeout) as response:
                 return None if 200 <= response.status < 300 else f"{target}: HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"{target}: HTTP {exc.code}"

@@ -147,7 +147,7 @@ def test_the_gateway_container_holds_no_proxmox_credential_or_ssh_key(compose_st
 
 def test_worker_secret_files_are_0600_and_owned_by_the_service_user(compose_stack: ComposeStack) -> None:
     listing = compose_stack.exec("ssh-worker", "find", "/run/proxmox-mcp/worker", "-type", "f", "-printf",
-                                 r"%m %u:%g %p\n")
+                                 r"%m %U:%G %p\n")
     files = [line.split(" ", 2) for line in listing.strip().splitlines()]
     names = {Path(path).name for _, _, path in files}
     assert {"clusters.toml", "ssh_key_path"} <= names, listing
