@@ -127,6 +127,9 @@ def _inject_what_failure_panels_show(stack: ComposeStack) -> None:
     # The stack limits cluster_status to one call a minute (PMCP_TOOL_RATE_LIMITS from the environment).
     codes = {stack.rest_call("cluster_status", {}).status_code for _ in range(2)}
     assert 429 in codes, codes
+    # A server-side error (it counts against the SLO): a command that outlives its timeout.
+    slow = stack.rest_call("execute_command", {"command": "sleep 5", "timeout": 1})
+    assert slow.status_code == 504 and slow.json()["error"]["code"] == "timeout", slow.text
     long = stack.rest_call("execute_command", {"command": "seq 1 200000"})
     assert long.status_code == 200 and long.json()["structuredContent"]["truncated"] is True
     guests = stack.rest_call("list_vms", {"type": "qemu", "status": "stopped"}).json()["structuredContent"]["vms"]
