@@ -5,8 +5,10 @@ it, as the service user with a read-only root and no capabilities. In CI a missi
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -15,7 +17,7 @@ from testcontainers.core.container import DockerContainer
 
 from tests.support.compose import compose_model
 from tests.support.compose_stack import ComposeStack, build_table
-from tests.support.containers import OUR_IMAGE
+from tests.support.containers import ENGINE_SCRIPT, OUR_IMAGE
 from tests.support.procs import free_port, wait_until
 
 # The first test of a session builds the images (minutes when cold) and starts the stack.
@@ -78,3 +80,23 @@ def test_the_image_carries_every_service_command_and_the_healthcheck(compose_sta
         result = subprocess.run(["docker", "run", "--rm", "--read-only", OUR_IMAGE, *argv], capture_output=True,
                                 text=True, timeout=120, env=compose_stack.env, check=False)
         assert result.returncode == 0, (argv, result.stderr[-2000:])
+
+
+def test_the_engine_script_prints_only_the_export_line_and_starts_nothing_twice(compose_stack: ComposeStack) -> None:
+    state = Path("/run/proxmox-mcp-engine") if os.geteuid() == 0 else None
+    runs = [subprocess.run([str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=120, check=True)
+            for _ in range(2)]
+    assert [r.stdout for r in runs] == [f"export DOCKER_HOST={compose_stack.env['DOCKER_HOST']}\n"] * 2
+    if state is None or not (state / "service.pid").exists():
+        return  # an engine that was already there (Docker): nothing of ours runs
+    pids = {name: (state / f"{name}.pid").read_text().strip() for name in ("service", "healthchecks")}
+    runners = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).count("podman-healthchecks")]
+    assert [p.name for p in runners] == [pids["healthchecks"]]
+    assert "system service" in _cmdline(Path("/proc") / pids["service"])
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
