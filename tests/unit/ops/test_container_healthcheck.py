@@ -50,7 +50,7 @@ def test_an_http_error_status_is_unhealthy_and_2xx_is_healthy() -> None:
             self.send_response(503 if self.path == "/down" else 200)
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
