@@ -151,6 +151,7 @@ def stack_env(workdir: Path, https_port: int, prometheus_port: int, sim_port: in
         "PMCP_TEST_SIM_PORT": str(sim_port),
         # Beside a developer's own demo (172.30.101.0/24) on the same machine.
         "PMCP_EDGE_SUBNET": "172.30.199.0/24",
+        "PMCP_EDGE_IP_RANGE": "172.30.199.128/25",
         "PMCP_CADDY_IP": "172.30.199.10",
         # One tool limited to one call a minute: the dashboard's "Refused requests" panel needs a refusal.
         "PMCP_TOOL_RATE_LIMITS": "cluster_status=1/m",
