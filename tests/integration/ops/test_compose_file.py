@@ -150,7 +150,7 @@ def test_caddys_fixed_address_is_the_trusted_proxy_and_outside_the_edge_networks
     pool = demo_model["networks"]["edge"]["ipam"]["config"][0]
     assert address in ipaddress.ip_network(pool["subnet"])
     assert address not in ipaddress.ip_network(pool["ip_range"])
-    assert ipaddress.ip_network(pool["ip_range"]).subnet_of(ipaddress.ip_network(pool["subnet"]))
+    assert ipaddress.IPv4Network(pool["ip_range"]).subnet_of(ipaddress.IPv4Network(pool["subnet"]))
     assert demo_model["services"]["gateway"]["environment"]["PMCP_TRUSTED_PROXIES"] == str(address)
 
 
