@@ -131,6 +131,10 @@ class ComposeStack:
         self.compose(*shlex.split(self.up_line)[2:], timeout=600)
         self.wait_healthy()
 
+    def stop(self) -> None:
+        """Remove the containers and networks; the volumes (tokens, audit, CA) stay for `up`."""
+        self.compose("--profile", "demo", "down", "--timeout", "5", check=False, timeout=180)
+
     def down(self) -> None:
         self.compose("--profile", "demo", "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
                      timeout=180)

@@ -21,7 +21,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
 
 
 @pytest.fixture(scope="session")
-def compose_stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+def compose_stack_session(tmp_path_factory: pytest.TempPathFactory,
+                          request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     stack = start_stack(tmp_path_factory.mktemp("compose-stack"))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -30,7 +31,28 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
         for line in build_table(stack.log).splitlines():
             reporter.write_line("  " + line)
         reporter.write_line("  " + stack.log.strip().splitlines()[-1])
+    _running.append(stack)
     try:
         yield stack
     finally:
+        _running.clear()
         stack.down()
+
+
+@pytest.fixture
+def compose_stack(compose_stack_session: ComposeStack) -> ComposeStack:
+    """The session's stack, started again (volumes kept) if the tests before stopped it."""
+    if compose_stack_session not in _running:
+        compose_stack_session.up()
+        _running.append(compose_stack_session)
+    return compose_stack_session
+
+
+_running: list[ComposeStack] = []
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the stack after the last test that uses it, not at the end of the session: idle containers would
+    take CPU from the tests after them."""
+    if _running and (nextitem is None or "compose_stack" not in getattr(nextitem, "fixturenames", ())):
+        _running.pop().stop()

@@ -1,7 +1,7 @@
 """The compose demo under faults, on the session's stack (after test_compose_stack.py): processes killed from
 the host come back by the restart policy, no replied call loses its audit record, the simulator restarts
-without breaking the workers, `down`/`up` keeps tokens and audit; and then every Grafana panel has data in
-the containerised Prometheus (failure panels after injected failures)."""
+without breaking the workers, `down`/`up` keeps tokens and audit; and every Grafana panel has data in the
+containerised Prometheus (failure panels after injected failures)."""
 
 from __future__ import annotations
 
