@@ -25,12 +25,14 @@ def compose_stack_session(tmp_path_factory: pytest.TempPathFactory,
                           request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     stack = start_stack(tmp_path_factory.mktemp("compose-stack"))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line("scripts/build-images (from the README's podman note):")
-        for line in build_table(stack.log).splitlines():
-            reporter.write_line("  " + line)
-        reporter.write_line("  " + stack.log.strip().splitlines()[-1])
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # into the test log, not the captured output
+            reporter.write_line("")
+            reporter.write_line("scripts/build-images (from the README's podman note):")
+            for line in build_table(stack.log).splitlines():
+                reporter.write_line("  " + line)
+            reporter.write_line("  " + stack.log.strip().splitlines()[-1])
     _running.append(stack)
     try:
         yield stack
