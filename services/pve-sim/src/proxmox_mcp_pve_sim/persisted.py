@@ -13,7 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 SECRETS_FILE = "secrets.json"
 PORTS_FILE = "ports.json"
@@ -48,10 +48,10 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
+        data: Any = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return cast(dict[str, Any], data) if isinstance(data, dict) else None
 
 
 def load_or_create_secrets(state_dir: Path) -> SimSecrets:
