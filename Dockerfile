@@ -54,6 +54,7 @@ RUN groupadd --system --gid "${APP_UID}" proxmox-mcp \
 COPY --from=build /opt/proxmox-mcp/venv /opt/proxmox-mcp/venv
 COPY deploy/docker/prepare_config.py /opt/proxmox-mcp/prepare_config.py
 COPY deploy/docker/sim_ready_file.py /opt/proxmox-mcp/sim_ready_file.py
+COPY deploy/docker/healthcheck.py /opt/proxmox-mcp/healthcheck.py
 ENV PATH=/opt/proxmox-mcp/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

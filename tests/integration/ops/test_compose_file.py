@@ -3,6 +3,7 @@ deployment rules (non-root, read-only, only Caddy publishes, secrets read-only, 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -140,6 +141,17 @@ def test_the_caddy_service_feeds_the_caddyfile_its_variables(demo_model: dict[st
     assert any(v["target"] == "/etc/caddy/Caddyfile" and v.get("read_only") for v in caddy["volumes"])
     domain = compose_model(env={"PMCP_DOMAIN": "mcp.example.org"})["services"]["caddy"]["environment"]
     assert domain["PMCP_DOMAIN"] == "mcp.example.org"
+
+
+def test_caddys_fixed_address_is_the_trusted_proxy_and_outside_the_edge_networks_dynamic_range(
+    demo_model: dict[str, Any],
+) -> None:
+    address = ipaddress.ip_address(demo_model["services"]["caddy"]["networks"]["edge"]["ipv4_address"])
+    pool = demo_model["networks"]["edge"]["ipam"]["config"][0]
+    assert address in ipaddress.ip_network(pool["subnet"])
+    assert address not in ipaddress.ip_network(pool["ip_range"])
+    assert ipaddress.IPv4Network(pool["ip_range"]).subnet_of(ipaddress.IPv4Network(pool["subnet"]))
+    assert demo_model["services"]["gateway"]["environment"]["PMCP_TRUSTED_PROXIES"] == str(address)
 
 
 def dockerfiles() -> list[Path]:

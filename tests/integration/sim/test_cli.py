@@ -95,23 +95,44 @@ def test_the_ready_line_describes_both_faces(pve_sim: SimInfo) -> None:
     assert pve_sim.ssh_user == "root" and pve_sim.root_password
 
 
-def test_a_state_dir_keeps_certificate_and_host_key_but_secrets_change(tmp_path: Path) -> None:
-    first = start_sim(tmp_path, extra_args=["--no-ssh"])
+def test_a_restart_with_the_same_state_dir_keeps_certificate_keys_secrets_and_ports(tmp_path: Path) -> None:
+    first = start_sim(tmp_path)
     first.proc.stop()
     second = start_sim(tmp_path)
     try:
         assert second.fingerprint == first.fingerprint
-        assert second.admin_token["secret"] != first.admin_token["secret"]
-        assert second.root_password != first.root_password
+        assert second.ssh_host_key_fingerprint == first.ssh_host_key_fingerprint
+        assert second.admin_token == first.admin_token and second.readonly_token == first.readonly_token
+        assert second.root_password == first.root_password
+        assert (second.api_port, second.ssh_node_ports) == (first.api_port, first.ssh_node_ports)
+        # The token handed out before the restart still works, as a real node's does after a reboot.
+        assert len(_guests(second)) == 8
+        assert stat.S_IMODE((tmp_path / "state" / "secrets.json").stat().st_mode) == 0o600
         third = start_sim(tmp_path / "again", seed=7)
         try:
             assert third.ssh_host_key_fingerprint != second.ssh_host_key_fingerprint
+            assert third.admin_token["secret"] != second.admin_token["secret"]
             assert _guests(third) == _guests(second)
         finally:
             third.proc.stop()
     finally:
         second.proc.stop()
+
+
+def test_a_port_kept_from_the_last_start_that_is_now_taken_is_replaced_by_a_free_one(tmp_path: Path) -> None:
+    first = start_sim(tmp_path, extra_args=["--no-ssh"])
+    first.proc.stop()
     assert first.ssh_port is None and first.ssh_node_ports == {}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", first.api_port))
+        busy.listen()
+        second = start_sim(tmp_path, extra_args=["--no-ssh"])
+        try:
+            assert second.api_port != first.api_port
+            assert second.admin_token == first.admin_token
+            assert len(_guests(second)) == 8
+        finally:
+            second.proc.stop()
 
 
 def _guests(info: SimInfo) -> list[tuple[int, str, str, str, int]]:

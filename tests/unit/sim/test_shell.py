@@ -205,3 +205,18 @@ async def test_the_ssh_workers_remote_timeout_wrapper_runs_the_command(sim: Sim)
     assert await sh(sim, "env LANG=C uname -s") == (0, "Linux\n", "")
     assert await sh(sim, "command -v qm") == (0, "/usr/bin/qm\n", "")
     assert (await sh(sim, "which nosuch"))[0] == 1
+
+
+async def test_seq_counts_like_coreutils_and_feeds_pipes(sim: Sim) -> None:
+    assert await sh(sim, "seq 3") == (0, "1\n2\n3\n", "")
+    assert await sh(sim, "seq 2 4") == (0, "2\n3\n4\n", "")
+    assert await sh(sim, "seq 10 -5 0") == (0, "10\n5\n0\n", "")
+    assert await sh(sim, "seq -w 8 10") == (0, "08\n09\n10\n", "")
+    assert await sh(sim, "seq -s , 1 3") == (0, "1,2,3\n", "")
+    assert await sh(sim, "seq 1 100000 | wc -l") == (0, "100000\n", "")
+    assert (await sh(sim, "seq 1 200000"))[1].count("\n") == 200000
+    assert await sh(sim, "seq 5 1") == (0, "", "")
+    status, _, err = await sh(sim, "seq 1 0 3")
+    assert status == 1 and "Zero increment" in err
+    status, _, err = await sh(sim, "seq x")
+    assert status == 1 and "invalid argument" in err

@@ -6,14 +6,13 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxmox_mcp_pve_sim.errors import ApiError, forbidden, unauthorized
+from proxmox_mcp_pve_sim.persisted import SimSecrets
 
 TICKET_LIFETIME = 7200
 
@@ -178,19 +177,19 @@ class TokenInfo:
 
 
 class AccessControl:
-    """Per-start secrets (random) and the fixed user/ACL layout of the simulator."""
+    """The secrets (given: kept in the state directory; else new for this start) and the fixed user/ACL layout
+    of the simulator."""
 
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-        self.root_password = secrets.token_urlsafe(18)
+    def __init__(self, sim_secrets: SimSecrets | None = None) -> None:
+        sim_secrets = sim_secrets or SimSecrets.generate()
+        self._key = sim_secrets.ticket_key
+        self.root_password = sim_secrets.root_password
         self.users: dict[str, User] = {
             "root@pam": User("root@pam", self.root_password, "Built-in Superuser"),
             "auditor@pve": User("auditor@pve", None, "read-only auditor for tests and demos"),
         }
-        self.admin_token = TokenInfo("root@pam", "pmcp", str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)))
-        self.readonly_token = TokenInfo(
-            "auditor@pve", "readonly", str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
-        )
+        self.admin_token = TokenInfo("root@pam", "pmcp", sim_secrets.admin_token_secret)
+        self.readonly_token = TokenInfo("auditor@pve", "readonly", sim_secrets.readonly_token_secret)
         self.users["root@pam"].tokens["pmcp"] = Token("pmcp", self.admin_token.secret, 0, "pve-sim admin token")
         self.users["auditor@pve"].tokens["readonly"] = Token(
             "readonly", self.readonly_token.secret, 1, "pve-sim read-only token"

@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         default=None,
-        help="keeps pve-ssl.pem/.key, the SSH host key and the client key (id_ed25519) across "
-        "restarts; default: a temporary directory removed on exit",
+        help="keeps pve-ssl.pem/.key, the SSH host and client keys (id_ed25519), the API token secrets and "
+        "root password (secrets.json) and the ports chosen for 0 (ports.json) across restarts, as a real node "
+        "keeps them across a reboot; default: a temporary directory removed on exit",
     )
     parser.add_argument(
         "--latency",

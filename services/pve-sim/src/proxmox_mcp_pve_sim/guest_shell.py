@@ -39,6 +39,7 @@ GUEST_COMMANDS: Mapping[str, Command] = MappingProxyType(
         "ps": system.ps,
         "ip": system.ip,
         # text filters
+        "seq": text.seq,
         "head": text.head_tail,
         "tail": text.head_tail,
         "grep": text.grep,

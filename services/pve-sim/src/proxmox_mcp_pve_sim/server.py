@@ -20,6 +20,7 @@ from typing import Any
 from proxmox_mcp_pve_sim.faults import FaultRule, Faults
 from proxmox_mcp_pve_sim.http_face import HttpFace
 from proxmox_mcp_pve_sim.keys import load_or_create
+from proxmox_mcp_pve_sim.persisted import load_or_create_secrets, save_ports, saved_ports
 from proxmox_mcp_pve_sim.sim import Sim, SimOptions
 from proxmox_mcp_pve_sim.ssh_face import SshFace
 
@@ -48,6 +49,24 @@ def _listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _listen_socket_kept(host: str, port: int, saved: int | None) -> socket.socket:
+    if port == 0 and saved:
+        try:
+            return _listen_socket(host, saved)
+        except OSError as exc:
+            log.warning("API port %s of the last start is taken (%s): using another", saved, exc)
+    return _listen_socket(host, port)
+
+
+async def _ssh_listen_kept(face: SshFace, host: str, port: int, saved: int | None, node: str) -> int:
+    if port == 0 and saved:
+        try:
+            return await face.listen(host, saved, node)
+        except OSError as exc:
+            log.warning("SSH port %s of node %s at the last start is taken (%s): using another", saved, node, exc)
+    return await face.listen(host, port, node)
+
+
 def _api_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -69,11 +88,18 @@ async def _serve(config: ServerConfig, state_dir: Path, ready: Any) -> int:
     options = config.options
     node_names = [f"pve{index}" for index in range(1, options.nodes + 1)]
     keys = load_or_create(state_dir, node_names, config.host)
-    sim = Sim(options, faults=Faults(config.fault_rules), fingerprint=keys.fingerprint)
+    sim = Sim(
+        options,
+        faults=Faults(config.fault_rules),
+        fingerprint=keys.fingerprint,
+        sim_secrets=load_or_create_secrets(state_dir),
+    )
+    # Ports left to us (0) are the ones of the last start with this state directory, while they are free.
+    saved = saved_ports(state_dir)
 
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(keys.cert_file, keys.key_file)
-    sock = _listen_socket(config.host, config.port)
+    sock = _listen_socket_kept(config.host, config.port, saved.get("api"))
     api_port = int(sock.getsockname()[1])
     http = HttpFace(sim, auth_fail_delay=options.auth_fail_delay)
     http_server = await http.start(sock, tls)
@@ -83,7 +109,9 @@ async def _serve(config: ServerConfig, state_dir: Path, ready: Any) -> int:
     if config.ssh:
         ssh_face = SshFace(sim, host_key=keys.host_key, client_key=keys.client_public_key, api_port=api_port)
         for index, node in enumerate(sim.node_names):
-            ssh_ports[node] = await ssh_face.listen(config.host, config.ssh_port if index == 0 else 0, node)
+            given = config.ssh_port if index == 0 else 0
+            ssh_ports[node] = await _ssh_listen_kept(ssh_face, config.host, given, saved.get(f"ssh:{node}"), node)
+    save_ports(state_dir, {"api": api_port, **{f"ssh:{node}": port for node, port in ssh_ports.items()}})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from proxmox_mcp_pve_sim.access import AccessControl
 from proxmox_mcp_pve_sim.faults import Faults
 from proxmox_mcp_pve_sim.model import Cluster
+from proxmox_mcp_pve_sim.persisted import SimSecrets
 from proxmox_mcp_pve_sim.seed import seeded_cluster
 from proxmox_mcp_pve_sim.tasks import TaskManager
 
@@ -33,9 +34,16 @@ class AgentProcess:
 
 
 class Sim:
-    def __init__(self, options: SimOptions, *, faults: Faults | None = None, fingerprint: str = "") -> None:
+    def __init__(
+        self,
+        options: SimOptions,
+        *,
+        faults: Faults | None = None,
+        fingerprint: str = "",
+        sim_secrets: SimSecrets | None = None,
+    ) -> None:
         self.options = options
-        self.access = AccessControl()
+        self.access = AccessControl(sim_secrets)
         self.faults = faults or Faults()
         self.fingerprint = fingerprint
         self.cluster: Cluster = seeded_cluster(options.seed, options.nodes, options.guests)

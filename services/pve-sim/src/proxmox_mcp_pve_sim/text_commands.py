@@ -1,4 +1,4 @@
-"""Text filters for pipelines: grep, head, tail, wc, sort, uniq."""
+"""Text filters for pipelines (grep, head, tail, wc, sort, uniq) and `seq`, which feeds them."""
 
 from __future__ import annotations
 
@@ -39,6 +39,41 @@ def _count_option(args: list[str], default: int) -> tuple[int | None, list[str]]
             return None, rest
         count = int(value.lstrip("+-"))
     return count, rest
+
+
+SEQ_CHUNK = 4096
+
+
+async def seq(argv: list[str], env: ShellEnv, io: Streams) -> int:
+    """coreutils' seq for integers: seq [-w] [-s SEP] [FIRST [INCREMENT]] LAST."""
+    args, separator, equal_width = argv[1:], "\n", False
+    while args and args[0] in ("-w", "-s") or (args and args[0].startswith("-s") and len(args[0]) > 2):
+        option = args.pop(0)
+        if option == "-w":
+            equal_width = True
+        elif option == "-s":
+            if not args:
+                io.err("seq: option requires an argument -- 's'\n")
+                return 1
+            separator = args.pop(0)
+        else:
+            separator = option[2:]
+    if not 1 <= len(args) <= 3 or not all(re.fullmatch(r"[+-]?\d+", a) for a in args):
+        io.err(f"seq: invalid argument: {' '.join(args) or 'missing operand'}\n")
+        return 1
+    numbers = [int(a) for a in args]
+    first, step, last = (1, 1, numbers[0]) if len(numbers) == 1 else (
+        (numbers[0], 1, numbers[1]) if len(numbers) == 2 else (numbers[0], numbers[1], numbers[2]))
+    if step == 0:
+        io.err("seq: invalid Zero increment value: '0'\n")
+        return 1
+    width = max(len(str(first)), len(str(last))) if equal_width else 0
+    values = range(first, last + (1 if step > 0 else -1), step)
+    for start in range(0, len(values), SEQ_CHUNK):
+        chunk = values[start:start + SEQ_CHUNK]
+        text = separator.join(str(v).zfill(width) for v in chunk)
+        io.out(text + ("\n" if start + SEQ_CHUNK >= len(values) else separator))
+    return 0
 
 
 async def head_tail(argv: list[str], env: ShellEnv, io: Streams) -> int:
