@@ -9,8 +9,8 @@ from proxmox_mcp_runtime.command_policy import evaluate_command, load_profiles
 from proxmox_mcp_runtime.command_policy.checkers import MAX_SAMPLE_INTERVAL, MAX_SAMPLES
 from proxmox_mcp_runtime.command_policy.rules_host import HOST_RULES
 
-from tests.unit.policy.allowed_table import ALLOWED_READONLY
-from tests.unit.policy.attack_table import ATTACKS
+from tests.unit.runtime.command_policy.allowed_table import ALLOWED_READONLY
+from tests.unit.runtime.command_policy.attack_table import ATTACKS
 
 HOST_PROGRAMS = sorted({r.program for r in HOST_RULES})
 NOTHING_TO_ATTACK = {"w"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from proxmox_mcp_runtime.command_policy import evaluate_command
 
-from tests.unit.policy.attack_table import ATTACKS, NEVER_EVEN_FOR_ADMIN, Attack
+from tests.unit.runtime.command_policy.attack_table import ATTACKS, NEVER_EVEN_FOR_ADMIN, Attack
 
 TYPED_TOOL_EQUIVALENTS = {
     "qm stop 100",
@@ -15,7 +15,7 @@ TYPED_TOOL_EQUIVALENTS = {
     "pvesh create /nodes/pve/qemu/100/status/stop",
     "systemctl start pveproxy",
 }
-"""Attacks under readonly that a higher profile may run on purpose (tested in test_profiles)."""
+"""Attacks under readonly that a higher profile may run on purpose (tested in test_builtin.py)."""
 
 
 def test_table_is_big_and_covers_every_category() -> None:
@@ -42,7 +42,7 @@ def test_table_is_big_and_covers_every_category() -> None:
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[f"{a.category}:{a.command[:40]!r}" for a in ATTACKS])
-def test_refused_under_readonly(attack: Attack) -> None:
+def test_every_attack_is_refused_under_readonly_with_its_reason(attack: Attack) -> None:
     decision = evaluate_command(attack.command, "readonly")
     assert not decision.allowed
     assert decision.argv == []
@@ -51,7 +51,7 @@ def test_refused_under_readonly(attack: Attack) -> None:
 
 
 @pytest.mark.parametrize("profile", ["operator", "admin"])
-def test_refused_under_higher_profiles_unless_a_typed_tool_equivalent(profile: str) -> None:
+def test_higher_profiles_refuse_every_attack_but_the_typed_tool_equivalents(profile: str) -> None:
     wrongly_allowed = [
         a.command
         for a in ATTACKS

@@ -16,7 +16,7 @@ from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, ProxmoxCo
 from proxmox_mcp_contracts.subjects import ApiOp, api_subject
 from pydantic import SecretStr
 
-from tests.unit.api.test_operations import ScriptedBackend
+from tests.unit.api_worker.test_operations import ScriptedBackend
 
 PIN = ":".join(["AB"] * 32)
 
@@ -112,12 +112,3 @@ def test_only_clusters_with_verification_off_count_as_insecure() -> None:
                      ClusterConfig(name="loose", api=_api(fingerprint=None, verify_ssl=False)))
     assert worker.insecure_clusters == ["loose"]
     assert worker.problems == []
-
-
-def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:4333")
-    monkeypatch.setenv("PMCP_API_CLUSTERS", "a, b,")
-    monkeypatch.setenv("PMCP_DRAIN_TIMEOUT", "3")
-    settings = ApiWorkerSettings()
-    assert settings.nats_url == "nats://127.0.0.1:4333" and settings.drain_timeout == 3.0
-    assert settings.cluster_names() == ["a", "b"]

@@ -1,26 +1,22 @@
-"""The forced-command dispatcher: the shipped single-file script is a fresh build of the policy package and
-refuses exactly what the policy refuses. Runs the exact artifact (deploy/host/pmcp-dispatch) as a process."""
+"""The forced-command dispatcher refuses exactly what the policy refuses. Runs the exact artifact
+(deploy/host/pmcp-dispatch, a fresh build: test_bundle.py) as a process."""
 
 from __future__ import annotations
 
-import ast
 import json
-import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from proxmox_mcp_runtime.command_policy import bundle, evaluate_command, with_sudo
+from proxmox_mcp_runtime.command_policy import evaluate_command, with_sudo
 from proxmox_mcp_runtime.command_policy.dispatch import SAFE_PATH, main
 
-from tests.support.procs import missing_prerequisite
-from tests.unit.policy.attack_table import ATTACKS
+from tests.support.procs import REPO_ROOT, missing_prerequisite
+from tests.unit.runtime.command_policy.attack_table import ATTACKS
 
-REPO = Path(__file__).resolve().parents[3]
-SHIPPED = REPO / "deploy" / "host" / "pmcp-dispatch"
+SHIPPED = REPO_ROOT / "deploy" / "host" / "pmcp-dispatch"
 HOST_PYTHON = Path("/usr/bin/python3")
 
 
@@ -35,41 +31,6 @@ def run_shipped(command: str | None, *args: str, env: dict[str, str] | None = No
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def test_shipped_script_is_a_fresh_build() -> None:
-    assert SHIPPED.read_text(encoding="utf-8") == bundle.build(), (
-        "deploy/host/pmcp-dispatch is stale: python -m proxmox_mcp_runtime.command_policy.bundle "
-        "-o deploy/host/pmcp-dispatch"
-    )
-    assert os.access(SHIPPED, os.X_OK)
-    assert bundle.main(["--check", str(SHIPPED)]) == 0
-
-
-def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    stale = tmp_path / "pmcp-dispatch"
-    stale.write_text("old")
-    assert bundle.main(["--check", str(stale)]) == 1
-    assert "out of date" in capsys.readouterr().err
-
-
-def test_every_module_but_the_wrapper_and_the_builder_is_embedded() -> None:
-    modules = {p.stem for p in bundle.package_dir().glob("*.py")} - {"__init__", "bundle"}
-    assert set(bundle.CORE_MODULES) == modules
-
-
-def test_embedded_modules_use_only_the_standard_library() -> None:
-    for name in bundle.CORE_MODULES:
-        tree = ast.parse((bundle.package_dir() / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots = [alias.name.split(".")[0] for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                roots = [node.module.split(".")[0]]
-            else:
-                continue
-            for root in roots:
-                assert root in sys.stdlib_module_names or root == "__future__", f"{name}.py imports {root}"
 
 
 def test_allowed_command_runs_with_exact_argument_boundaries(tmp_path: Path) -> None:
@@ -144,7 +105,7 @@ def test_unwritable_log_fails_closed(tmp_path: Path) -> None:
     assert "cannot write the log" in result.stderr
 
 
-def test_profiles_file(tmp_path: Path) -> None:
+def test_the_dispatcher_loads_a_profiles_file_and_refuses_to_run_with_a_bad_one(tmp_path: Path) -> None:
     config = tmp_path / "profiles.toml"
     config.write_text('[profiles.tiny]\nrules = [{ program = "echo", positionals = ["word"], max_positionals = 1 }]\n')
     assert run_shipped("echo ok", "--profiles-file", str(config), "--profile", "tiny").stdout == "ok\n"
@@ -210,7 +171,7 @@ def test_a_client_sudo_prefix_is_stripped_and_the_hosts_sudo_list_decides() -> N
         assert main([], {"SSH_ORIGINAL_COMMAND": smuggled}, FakeExec()) == 126, smuggled
 
 
-def test_round_trip_of_what_the_worker_sends() -> None:
+def test_the_dispatcher_runs_exactly_the_argv_the_worker_sends() -> None:
     """The worker sends shlex.join(decision.argv); the dispatcher must approve and exec that same argv."""
     for command in ["echo 'it'\"'\"'s' \"a b\"", "grep -e 'x|y' /etc/hosts", "qm status 100"]:
         decision = evaluate_command(command, "readonly")

@@ -43,7 +43,7 @@ ADMIN_ONLY: tuple[str, ...] = (
 
 
 @pytest.mark.parametrize(("command", "destructive"), LIFECYCLE, ids=[c for c, _ in LIFECYCLE])
-def test_lifecycle_only_under_operator(command: str, destructive: bool) -> None:
+def test_guest_lifecycle_commands_are_allowed_from_the_operator_profile_up(command: str, destructive: bool) -> None:
     refused = evaluate_command(command, "readonly")
     assert not refused.allowed
     assert "operator" in refused.reason

@@ -1,12 +1,15 @@
-"""Log lines carry the request they belong to: fields bound in a context reach every line, also from threads."""
+"""JSON log lines: they carry the request they belong to (fields bound in a context reach every line, also from
+threads), and they pass the redactor."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import secrets
 
 from proxmox_mcp_runtime.logs import JsonFormatter, bind_log_context, log_context
+from proxmox_mcp_runtime.redact import REDACTED
 
 
 def _line(logger: logging.Logger, message: str, **extra: object) -> dict[str, object]:
@@ -38,3 +41,11 @@ async def test_a_tasks_binding_reaches_its_threads_and_not_other_tasks() -> None
     assert a_task["request_id"] == a_thread["request_id"] == "a"
     assert b_task["request_id"] == b_thread["request_id"] == "b"
     assert "request_id" not in _line(logger, "after")
+
+
+def test_json_log_lines_pass_the_redactor() -> None:
+    secret = f"pmcp_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "got %s", (secret,), None)
+    record.password = "hunter22"
+    line = json.loads(JsonFormatter("test").format(record))
+    assert secret not in json.dumps(line) and line["password"] == REDACTED

@@ -85,7 +85,7 @@ def test_echo_of_any_printable_quoted_words_round_trips(words: list[str]) -> Non
 
 @settings(max_examples=300, deadline=None)
 @given(command=st.text(max_size=60))
-def test_never_raises_on_arbitrary_text(command: str) -> None:
+def test_the_policy_never_raises_on_arbitrary_text(command: str) -> None:
     decision = evaluate_command(command, "readonly")
     assert decision.allowed == bool(decision.argv)
     assert decision.reason
