@@ -1,4 +1,5 @@
-"""API semantics of the simulator, in process: state errors where Proxmox raises them, tasks, access."""
+"""API calls as the one dispatcher answers them, in process: state errors where Proxmox raises them, tasks, access,
+faults."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ async def test_an_unknown_vmid_or_node_gets_the_node_messages(sim: Sim) -> None:
     assert str((await call(sim, "GET", "/nodes/pve7/status")).message).startswith("hostname lookup 'pve7' failed")
 
 
-async def test_create_config_and_destroy_a_vm(sim: Sim) -> None:
+async def test_a_vm_is_created_configured_and_destroyed_with_proxmoxs_checks(sim: Sim) -> None:
     created = await call(
         sim,
         "POST",
@@ -140,7 +141,7 @@ async def test_create_config_and_destroy_a_vm(sim: Sim) -> None:
     assert 500 not in sim.cluster.guests
 
 
-async def test_create_and_destroy_a_container(sim: Sim) -> None:
+async def test_a_container_is_created_and_destroyed_with_proxmoxs_checks(sim: Sim) -> None:
     missing = await call(sim, "POST", "/nodes/pve1/lxc", vmid="600", ostemplate="local:vztmpl/none.tar.zst")
     assert missing.message == "volume 'local:vztmpl/none.tar.zst' does not exist"
     await finish(
