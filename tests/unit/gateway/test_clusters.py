@@ -28,7 +28,9 @@ def test_a_known_cluster_or_the_default_is_resolved_and_an_unknown_one_is_refuse
         ClusterNames.of("default", ["Bad Name"])
 
 
-def test_cluster_names_come_from_pmcp_clusters_or_else_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_names_come_from_pmcp_clusters_or_else_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("PMCP_DEFAULT_CLUSTER", "PMCP_CLUSTERS", "PMCP_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     config = tmp_path / "clusters.toml"

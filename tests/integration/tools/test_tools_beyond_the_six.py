@@ -24,7 +24,9 @@ def connect(stack: ToolsStack) -> AbstractAsyncContextManager[Client]:
     return http_client(stack.gateway.url, stack.gateway.token)
 
 
-async def test_list_containers_and_container_status(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_containers_are_listed_and_shown_as_the_simulator_has_them_and_vms_are_refused(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         listed = await call_ok(client, "list_containers", {})
         assert {c["vmid"] for c in listed["vms"]} == {g["vmid"] for g in sim.guests() if g["type"] == "lxc"}
@@ -41,7 +43,9 @@ async def test_list_containers_and_container_status(tools_stack: ToolsStack, sim
         assert (await call_error(client, "container_status", {"vmid": 5}))[0] == "invalid_argument"
 
 
-async def test_container_action(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_a_container_starts_and_shuts_down_with_confirmation_and_a_reset_or_a_vm_is_refused(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         ct = guests(sim, "lxc", "stopped")[0]
         started = await call_ok(client, "container_action", {"vmid": ct["vmid"], "action": "start", "wait": True})
@@ -59,7 +63,9 @@ async def test_container_action(tools_stack: ToolsStack, sim: SimClient) -> None
             "invalid_argument"
 
 
-async def test_snapshot_lifecycle(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_a_snapshot_is_created_listed_rolled_back_and_deleted_with_confirmation(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         vm = guests(sim, "qemu")[0]
         base = f"/nodes/{vm['node']}/qemu/{vm['vmid']}/snapshot"
@@ -84,7 +90,9 @@ async def test_snapshot_lifecycle(tools_stack: ToolsStack, sim: SimClient) -> No
         assert (await call_error(client, "list_snapshots", {"vmid": 99999}))[0] == "not_found"
 
 
-async def test_storage(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_storage_and_its_content_are_listed_as_the_simulator_has_them(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         node = next(n["node"] for n in sim.get("/nodes") if n["status"] == "online")
         listed = await call_ok(client, "list_storage", {"node": node})
@@ -103,7 +111,7 @@ async def test_storage(tools_stack: ToolsStack, sim: SimClient) -> None:
         assert (await call_error(client, "storage_content", {"storage": storage}))[0] == "invalid_argument"
 
 
-async def test_tasks_status_and_log(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_a_started_task_is_listed_with_its_status_and_its_log(tools_stack: ToolsStack, sim: SimClient) -> None:
     async with connect(tools_stack) as client:
         ct = guests(sim, "lxc", "stopped")[0]
         started = await call_ok(client, "container_action", {"vmid": ct["vmid"], "action": "start", "wait": True})
@@ -124,7 +132,9 @@ async def test_tasks_status_and_log(tools_stack: ToolsStack, sim: SimClient) -> 
         await call_ok(client, "container_action", {"vmid": ct["vmid"], "action": "stop", "wait": True, "confirm": True})
 
 
-async def test_cluster_status_resources_and_node_network(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_cluster_status_resources_and_node_network_are_the_simulators(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         status = await call_ok(client, "cluster_status", {})
         truth = sim.get("/cluster/status")
@@ -143,7 +153,9 @@ async def test_cluster_status_resources_and_node_network(tools_stack: ToolsStack
         assert (await call_error(client, "node_network", {"node": "nosuchnode"}))[0] in ("not_found", "upstream_error")
 
 
-async def test_guest_exec(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_guest_exec_runs_an_allowed_command_in_a_vm_and_refuses_others_and_containers(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         vm = guests(sim, "qemu", "running")[0]
         config = f"/nodes/{vm['node']}/qemu/{vm['vmid']}/config"
@@ -158,7 +170,9 @@ async def test_guest_exec(tools_stack: ToolsStack, sim: SimClient) -> None:
             "invalid_argument"
 
 
-async def test_container_exec(tools_stack: ToolsStack, sim: SimClient) -> None:
+async def test_container_exec_runs_an_allowed_command_and_refuses_others(
+    tools_stack: ToolsStack, sim: SimClient
+) -> None:
     async with connect(tools_stack) as client:
         ct = guests(sim, "lxc", "running")[0]
         result = await call_ok(client, "container_exec", {"vmid": ct["vmid"], "command": "hostname"})
