@@ -148,7 +148,7 @@ async def test_node_status_of_all_nodes_matches_the_node_list_and_each_nodes_sta
                 (detail["memory"]["total"], detail["rootfs"]["total"], detail.get("pveversion"))
 
 
-async def test_node_status_of_one_node_and_of_an_unknown_node(
+async def test_node_status_of_one_node_is_its_own_and_an_unknown_node_is_not_found(
     api_stack: ApiStack, sim_client: SimClient, nc: NatsClient
 ) -> None:
     node = api_stack.sim.nodes[-1]

@@ -1,6 +1,6 @@
 """`up`, `demo` and `stdio` take their variables from `--env-file` as from the environment, and the environment
 wins, seen on started stacks: the bearer token (200 or 401), the port, the tool profile, the cluster the workers
-reach, the NATS that stdio uses. tests/unit/cli/test_env_file_settings.py checks every README variable on the
+reach, the NATS that stdio uses. tests/unit/cli/test_main.py checks every README variable on the
 settings the stacks are built with."""
 
 from __future__ import annotations

@@ -82,19 +82,23 @@ async def exercise_six_tools(client: Client, sim: SimClient) -> None:
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_six_tools_over_streamable_http_in_both_protocol_eras(demo: DemoStack, sim: SimClient, mode: str) -> None:
+async def test_the_six_tools_work_over_streamable_http_in_both_protocol_eras(
+    demo: DemoStack, sim: SimClient, mode: str
+) -> None:
     async with http_client(demo.mcp_url, demo.token, mode=mode) as client:
         await exercise_six_tools(client, sim)
 
 
-async def test_six_tools_over_stdio_with_the_demo_workers(demo: DemoStack, sim: SimClient, tmp_path: Any) -> None:
+async def test_the_six_tools_work_over_stdio_with_the_demo_workers(
+    demo: DemoStack, sim: SimClient, tmp_path: Any
+) -> None:
     argv = [sys.executable, "-m", "proxmox_mcp_cli.main", "stdio"]
     with open(tmp_path / "stdio.log", "w") as errlog:
         async with stdio_mcp_client(argv, {"NATS_URL": demo.nats_url, "LOG_LEVEL": "WARNING"}, errlog) as client:
             await exercise_six_tools(client, sim)
 
 
-async def test_six_tools_through_the_rest_endpoints(demo: DemoStack, sim: SimClient, http: Any,
+async def test_the_six_tools_work_through_the_rest_endpoints(demo: DemoStack, sim: SimClient, http: Any,
                                                     auth: dict[str, str]) -> None:
     listed = (await http.post("/api/mcp/tools/list", headers=auth)).json()["tools"]
     assert {t["name"] for t in listed} >= SIX_TOOLS

@@ -77,8 +77,9 @@ async def test_guest_exec_runs_the_approved_argv_in_the_vm(
     assert failing["exit_code"] == 1
 
 
-async def test_guest_exec_refusals(modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient,
-                                   agent_vm: dict[str, Any]) -> None:
+async def test_guest_exec_refuses_bad_commands_callers_and_guests_with_the_right_code(
+    modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient, agent_vm: dict[str, Any]
+) -> None:
     cluster = modes_stack["alpha-direct"]
     container = _guests(alpha_client, "lxc", "running")[0]
     cases: list[tuple[dict[str, Any], Caller, ErrorCode, str]] = [
@@ -151,7 +152,9 @@ async def test_container_exec_runs_pct_exec_on_the_containers_node(
     assert failing["exit_code"] == 1
 
 
-async def test_container_exec_refusals(modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient) -> None:
+async def test_container_exec_refuses_bad_commands_callers_and_guests_with_the_right_code(
+    modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient
+) -> None:
     cluster = modes_stack["alpha-direct"]
     running = _guests(alpha_client, "lxc", "running")[0]
     stopped = _guests(alpha_client, "lxc", "stopped")[0]

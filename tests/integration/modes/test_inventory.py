@@ -31,7 +31,7 @@ async def _refused(nc: NatsClient, cluster: str, op: ApiOp, args: dict[str, Any]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_storage_list_of_all_nodes_and_of_one(
+async def test_storage_of_all_nodes_and_of_one_node_is_the_simulators(
     modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient, mode: str
 ) -> None:
     cluster = modes_stack[f"alpha-{mode}"]
@@ -49,7 +49,9 @@ async def test_storage_list_of_all_nodes_and_of_one(
     assert {s["node"] for s in one["storages"]} == {node}
 
 
-async def test_storage_list_bad_arguments(modes_stack: ModesStack, nc: NatsClient) -> None:
+async def test_bad_storage_list_arguments_are_refused_naming_what_is_wrong(
+    modes_stack: ModesStack, nc: NatsClient
+) -> None:
     cluster = modes_stack["alpha-direct"]
     await _refused(nc, cluster, ApiOp.STORAGE_LIST, {"node": "pve9"}, ErrorCode.NOT_FOUND, "pve9")
     await _refused(nc, cluster, ApiOp.STORAGE_LIST, {"content": "movies"}, ErrorCode.INVALID_ARGUMENT, "content")
@@ -57,7 +59,7 @@ async def test_storage_list_bad_arguments(modes_stack: ModesStack, nc: NatsClien
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_storage_content_with_and_without_filters(
+async def test_storage_content_is_the_simulators_with_and_without_filters(
     modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient, mode: str
 ) -> None:
     cluster = modes_stack[f"alpha-{mode}"]
@@ -77,7 +79,9 @@ async def test_storage_content_with_and_without_filters(
     assert mine["items"] and {i["vmid"] for i in mine["items"]} == {owned["vmid"]}
 
 
-async def test_storage_content_bad_arguments(modes_stack: ModesStack, nc: NatsClient) -> None:
+async def test_bad_storage_content_arguments_are_refused_naming_what_is_wrong(
+    modes_stack: ModesStack, nc: NatsClient
+) -> None:
     cluster = modes_stack["alpha-direct"]
     node = modes_stack.alpha.nodes[0]
     await _refused(nc, cluster, ApiOp.STORAGE_CONTENT, {"node": node, "storage": "nosuch"}, ErrorCode.NOT_FOUND,
@@ -91,7 +95,7 @@ async def test_storage_content_bad_arguments(modes_stack: ModesStack, nc: NatsCl
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_cluster_status_and_resources(
+async def test_cluster_status_and_resources_are_the_simulators(
     modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient, mode: str
 ) -> None:
     cluster = modes_stack[f"alpha-{mode}"]
@@ -110,7 +114,7 @@ async def test_cluster_status_and_resources(
     assert {r["type"] for r in everything["resources"]} >= {"qemu", "lxc", "node", "storage"}
 
 
-async def test_cluster_bad_arguments(modes_stack: ModesStack, nc: NatsClient) -> None:
+async def test_bad_cluster_arguments_are_refused_naming_what_is_wrong(modes_stack: ModesStack, nc: NatsClient) -> None:
     cluster = modes_stack["alpha-direct"]
     await _refused(nc, cluster, ApiOp.CLUSTER_RESOURCES, {"type": "disks"}, ErrorCode.INVALID_ARGUMENT, "type")
     await _refused(nc, cluster, ApiOp.CLUSTER_STATUS, {"verbose": True}, ErrorCode.INVALID_ARGUMENT, "verbose")
@@ -131,7 +135,9 @@ async def test_node_network_is_the_nodes_interfaces(
     assert bridges["interfaces"] and {i["type"] for i in bridges["interfaces"]} == {"bridge"}
 
 
-async def test_node_network_bad_arguments(modes_stack: ModesStack, nc: NatsClient) -> None:
+async def test_bad_node_network_arguments_are_refused_naming_what_is_wrong(
+    modes_stack: ModesStack, nc: NatsClient
+) -> None:
     cluster = modes_stack["alpha-direct"]
     await _refused(nc, cluster, ApiOp.NODE_NETWORK, {"node": "pve9"}, ErrorCode.NOT_FOUND, "pve9")
     await _refused(nc, cluster, ApiOp.NODE_NETWORK, {"node": "pve1", "type": "wifi"}, ErrorCode.INVALID_ARGUMENT,
@@ -143,8 +149,9 @@ async def test_node_network_bad_arguments(modes_stack: ModesStack, nc: NatsClien
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_task_list_and_log(modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient,
-                                 mode: str) -> None:
+async def test_the_task_list_and_log_show_the_tasks_that_just_ran(
+    modes_stack: ModesStack, alpha_client: SimClient, nc: NatsClient, mode: str
+) -> None:
     cluster = modes_stack[f"alpha-{mode}"]
     vm = next(g for g in alpha_client.get("/cluster/resources", type="vm")
               if g["type"] == "qemu" and g["status"] == "running" and not g.get("template"))
@@ -177,7 +184,9 @@ async def test_task_list_and_log(modes_stack: ModesStack, alpha_client: SimClien
         nc, cluster, ApiOp.SNAPSHOT_DELETE, {"vmid": vm["vmid"], "name": f"l-{mode}"}))["upid"])
 
 
-async def test_task_list_and_log_bad_arguments(modes_stack: ModesStack, nc: NatsClient) -> None:
+async def test_bad_task_list_and_log_arguments_are_refused_naming_what_is_wrong(
+    modes_stack: ModesStack, nc: NatsClient
+) -> None:
     cluster = modes_stack["alpha-direct"]
     unknown = "UPID:pve1:00FFFFFF:00FFFFFF:6B000000:qmstart:100:root@pam:"
     await _refused(nc, cluster, ApiOp.TASK_LIST, {"limit": 0}, ErrorCode.INVALID_ARGUMENT, "limit")

@@ -160,7 +160,7 @@ def dockerfiles() -> list[Path]:
 
 
 @pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: str(Path(p).relative_to(REPO_ROOT)))
-def test_hadolint_passes(dockerfile: Path) -> None:
+def test_every_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     result = subprocess.run([str(VENV_BIN / "hadolint"), "--no-color", str(dockerfile)], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,7 @@ from proxmox_mcp_runtime.command_policy import evaluate_command
 from proxmox_mcp_runtime.ssh.command import command_line
 
 from tests.integration.policy.conftest import SHIPPED, ForcedSshd
-from tests.unit.policy.attack_table import ATTACKS
+from tests.unit.runtime.command_policy.attack_table import ATTACKS
 
 ALLOWED = (
     "echo 'quoted  with   spaces' \"double 'inner'\" plain",

@@ -19,7 +19,7 @@ from tests.support.nats import NatsServer
 from tests.support.procs import Proc, wait_until
 from tests.support.services import start_worker, write_private
 from tests.support.sshd import SshdServer, start_sshd
-from tests.unit.policy.attack_table import ATTACKS
+from tests.unit.runtime.command_policy.attack_table import ATTACKS
 
 
 @pytest.fixture(scope="module")

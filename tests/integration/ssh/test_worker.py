@@ -255,7 +255,7 @@ async def test_sigterm_lets_the_in_flight_call_finish(
         proc.stop()
 
 
-async def test_serves_only_the_clusters_it_is_told_to(
+async def test_a_worker_serves_only_the_clusters_it_is_told_to(
     worker: WorkerSetup, nc: NatsClient, nats_server: NatsServer, sshd: SshdServer
 ) -> None:
     served, skipped = f"sshtest-a-{secrets.token_hex(3)}", f"sshtest-b-{secrets.token_hex(3)}"

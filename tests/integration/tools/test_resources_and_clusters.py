@@ -104,7 +104,7 @@ async def test_a_read_token_reads_the_resources(tools_stack: ToolsStack) -> None
         assert (await _read(client, "proxmox://clusters/beta/vms"))["count"] > 0
 
 
-async def test_prompts(tools_stack: ToolsStack) -> None:
+async def test_the_prompts_are_listed_and_filled_in_and_bad_arguments_are_refused(tools_stack: ToolsStack) -> None:
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         assert {"diagnose_vm_start", "cluster_health_report", "snapshot_before_change"} <= set(prompts)

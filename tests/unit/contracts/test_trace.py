@@ -13,7 +13,7 @@ PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 @pytest.mark.parametrize("value", [
     PARENT, PARENT.upper(), f" {PARENT} ", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
 ])
-def test_valid_parents(value: str) -> None:
+def test_well_formed_traceparents_are_valid_parents(value: str) -> None:
     assert valid_traceparent(value)
 
 
@@ -24,7 +24,7 @@ def test_valid_parents(value: str) -> None:
     "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   # version ff is invalid
     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
 ])
-def test_invalid_parents(value: object) -> None:
+def test_malformed_or_all_zero_traceparents_are_not_valid_parents(value: object) -> None:
     assert not valid_traceparent(value)
 
 

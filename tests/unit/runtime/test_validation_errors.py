@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
-from proxmox_mcp_runtime.settings_errors import describe_settings_error
 from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET = "hunter2-do-not-echo"
 
@@ -65,14 +63,3 @@ def test_a_problem_with_the_whole_input_is_named_as_the_caller_says() -> None:
 
 def test_a_validators_own_reason_is_shown_without_pydantics_prefix() -> None:
     assert describe_validation_error(_error(Args, {"vmid": 1, "name": "root"})) == "name: root is reserved"
-
-
-def test_the_first_location_part_can_be_renamed_for_settings() -> None:
-    class Settings(BaseSettings):
-        model_config = SettingsConfigDict(env_prefix="PMCP_")
-        rate: int = 1
-
-    with pytest.raises(ValidationError) as caught:
-        Settings(rate=SECRET)  # type: ignore[arg-type]
-    message = describe_settings_error(caught.value, Settings)
-    assert message.startswith("PMCP_RATE: ") and SECRET not in message

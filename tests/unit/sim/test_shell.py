@@ -90,7 +90,7 @@ async def test_unknown_commands_answer_like_bash(sim: Sim) -> None:
     assert (await sh(sim, "cat /etc/shadow"))[0] == 1
 
 
-async def test_sequences_pipes_and_exit_status_variables(sim: Sim) -> None:
+async def test_sequences_pipes_and_exit_status_variables_work_as_in_bash(sim: Sim) -> None:
     assert await sh(sim, "true && echo yes || echo no") == (0, "yes\n", "")
     assert await sh(sim, "false && echo yes || echo no") == (0, "no\n", "")
     assert await sh(sim, "false; echo $?") == (0, "1\n", "")
