@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.micro.request import Request
 from nats.micro.service import Service, ServiceConfig
@@ -188,7 +187,7 @@ def nats_servers(url: str) -> list[str]:
 
 
 async def connect_nats(
-    url: str, name: str, *, max_reconnect_wait: float = 2.0, ping_interval: int = 2, max_pings_out: int = 2
+    url: str, name: str, *, max_reconnect_wait: int = 2, ping_interval: int = 2, max_pings_out: int = 2
 ) -> NatsClient:
     """Connect with endless reconnects: a restarted NATS server must not end a worker.
 
@@ -200,7 +199,8 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error_type": type(exc).__name__})
 
-    return await nats.connect(
+    nc = NatsClient()
+    await nc.connect(
         servers=nats_servers(url),
         name=name,
         max_reconnect_attempts=-1,
@@ -211,6 +211,7 @@ async def connect_nats(
         ping_interval=ping_interval,
         max_outstanding_pings=max_pings_out,
     )
+    return nc
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
