@@ -8,6 +8,7 @@ from typing import Any
 
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_api_worker.upid import parse_upid
@@ -45,9 +46,9 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
         data = await ops.call(budget, "GET", f"/nodes/{seg(args.node)}/tasks", params)
     else:
         data = await ops.call(budget, "GET", "/cluster/tasks")
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task list is not a list")
-    tasks = [task_summary(e) for e in data if isinstance(e, dict) and isinstance(e.get("upid"), str)]
+    tasks = [task_summary(e) for e in data if is_object(e) and isinstance(e.get("upid"), str)]
     if args.vmid is not None:
         tasks = [task for task in tasks if task.id == str(args.vmid)]
     if args.errors:
@@ -58,7 +59,7 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
 
 
 def _line(entry: Any, fallback: int) -> x.TaskLogLine:
-    if isinstance(entry, dict):
+    if is_object(entry):
         return x.TaskLogLine(n=as_int(entry.get("n")) or fallback, t=str(entry.get("t", "")))
     return x.TaskLogLine(n=fallback, t=str(entry))
 
@@ -68,7 +69,7 @@ async def task_log(ops: ClusterOperations, args: x.TaskLogArgs, budget: Budget) 
     path = f"/nodes/{seg(upid.node)}/tasks/{seg(args.upid)}/log"
     if args.tail is None:
         chunk = await ops.call(budget, "GET", path, {"start": args.start, "limit": args.limit})
-        if not isinstance(chunk, list):
+        if not is_array(chunk):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
         lines = [_line(entry, args.start + index + 1) for index, entry in enumerate(chunk)]
         return x.TaskLogResult(upid=args.upid, node=upid.node, lines=lines)
@@ -78,7 +79,7 @@ async def task_log(ops: ClusterOperations, args: x.TaskLogArgs, budget: Budget) 
     start = 0
     for _ in range(ops.task_log_max_pages):
         chunk = await ops.call(budget, "GET", path, {"start": start, "limit": page})
-        if not isinstance(chunk, list):
+        if not is_array(chunk):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
         tail.extend(_line(entry, start + index + 1) for index, entry in enumerate(chunk))
         if len(chunk) < page:
