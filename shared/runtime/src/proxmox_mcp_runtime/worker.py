@@ -21,6 +21,7 @@ from proxmox_mcp_contracts.trace import TRACEPARENT, trace_id_of, valid_tracepar
 from pydantic import ValidationError
 
 from proxmox_mcp_runtime.logs import bind_log_context
+from proxmox_mcp_runtime.nats_typed import connect
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
 from proxmox_mcp_runtime.service_stats import EndpointCounts, start_measured_service
 from proxmox_mcp_runtime.validation_errors import describe_validation_error
@@ -187,7 +188,7 @@ def nats_servers(url: str) -> list[str]:
 
 
 async def connect_nats(
-    url: str, name: str, *, max_reconnect_wait: int = 2, ping_interval: int = 2, max_pings_out: int = 2
+    url: str, name: str, *, max_reconnect_wait: float = 2.0, ping_interval: int = 2, max_pings_out: int = 2
 ) -> NatsClient:
     """Connect with endless reconnects: a restarted NATS server must not end a worker.
 
@@ -199,8 +200,7 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error_type": type(exc).__name__})
 
-    nc = NatsClient()
-    await nc.connect(
+    return await connect(
         servers=nats_servers(url),
         name=name,
         max_reconnect_attempts=-1,
@@ -211,7 +211,6 @@ async def connect_nats(
         ping_interval=ping_interval,
         max_outstanding_pings=max_pings_out,
     )
-    return nc
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
