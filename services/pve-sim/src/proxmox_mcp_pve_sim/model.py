@@ -59,7 +59,7 @@ class Guest:
     mem_fraction: float = 0.5
     disk_used: int = 0
     agent_installed: bool = True
-    snapshots: list[Snapshot] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list[Snapshot])
     lock: str | None = None
 
     @property
@@ -153,7 +153,7 @@ class Storage:
     total: int
     shared: int = 0
     path: str | None = None
-    volumes: list[Volume] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list[Volume])
 
     @property
     def used(self) -> int:
@@ -183,8 +183,8 @@ class Node:
     cpu_model: str
     booted_at: float
     rootfs_total: int
-    storages: dict[str, Storage] = field(default_factory=dict)
-    network: list[NetIface] = field(default_factory=list)
+    storages: dict[str, Storage] = field(default_factory=dict[str, Storage])
+    network: list[NetIface] = field(default_factory=list[NetIface])
     load: float = 0.05
 
     @property
