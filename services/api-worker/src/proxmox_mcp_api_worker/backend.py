@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import unquote
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
@@ -88,7 +88,7 @@ def _fully_unquoted(segment: str) -> str:
 ParamValue = str | int | float | list[str | int | float]
 
 
-def encode_params(data: Mapping[str, Any] | None) -> dict[str, ParamValue]:
+def encode_params(data: Mapping[Any, Any] | None) -> dict[str, ParamValue]:
     """Parameters the way Proxmox reads them: booleans as 0/1, None dropped, lists as repeated keys;
     nested objects are refused (the API takes flat key/value parameters, property strings are text)."""
     encoded: dict[str, ParamValue] = {}
@@ -98,7 +98,7 @@ def encode_params(data: Mapping[str, Any] | None) -> dict[str, ParamValue]:
         if value is None:
             continue
         if isinstance(value, list | tuple):
-            encoded[key] = [_scalar(key, item) for item in value]
+            encoded[key] = [_scalar(key, item) for item in cast("list[Any] | tuple[Any, ...]", value)]
         else:
             encoded[key] = _scalar(key, value)
     return encoded

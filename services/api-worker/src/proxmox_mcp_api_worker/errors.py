@@ -36,7 +36,7 @@ class PveHttpError(Exception):
     status: int
     message: str
     """Proxmox's message: the HTTP reason phrase (real PVE puts the error text there), else the body's."""
-    errors: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, Any] = field(default_factory=dict[str, Any])
     """Per-parameter reasons of a 400 'Parameter verification failed.'"""
 
     def __str__(self) -> str:

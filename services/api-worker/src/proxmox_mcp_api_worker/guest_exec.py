@@ -16,6 +16,7 @@ from typing import Any
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_object
 from proxmox_mcp_runtime.command_policy import ProfileSpec, authorize_command
 from proxmox_mcp_runtime.command_reply import fit_reply
 
@@ -64,7 +65,7 @@ async def guest_exec(ops: ClusterOperations, args: x.GuestExecArgs, budget: Budg
         answer = await ops.call(budget, "POST", f"{base}/exec", {"command": argv})
     except ServiceFailure as exc:
         raise _agent_failure(exc, guest) from None
-    pid = as_int(answer.get("pid")) if isinstance(answer, dict) else None
+    pid = as_int(answer.get("pid")) if is_object(answer) else None
     if pid is None:
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox started the command in VM {guest.vmid} but "
                              "returned no process id")
@@ -75,7 +76,7 @@ async def guest_exec(ops: ClusterOperations, args: x.GuestExecArgs, budget: Budg
             status = await ops.call(budget, "GET", f"{base}/exec-status", {"pid": pid})
         except ServiceFailure as exc:
             raise _agent_failure(exc, guest) from None
-        if not isinstance(status, dict):
+        if not is_object(status):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's agent/exec-status answer is not an object")
         if flag(status.get("exited")):
             break

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.backend import Method, Params, PveBackend, encode_params, normalize_api_path
@@ -97,7 +98,7 @@ def node_info(listed: Mapping[str, Any], status: Mapping[str, Any] | None = None
 
     def section(name: str) -> Mapping[str, Any]:
         value = detail.get(name)
-        return value if isinstance(value, dict) else {}
+        return value if is_object(value) else {}
 
     memory, rootfs, cpuinfo = section("memory"), section("rootfs"), section("cpuinfo")
     loadavg = detail.get("loadavg")
@@ -114,7 +115,7 @@ def node_info(listed: Mapping[str, Any], status: Mapping[str, Any] | None = None
         disk=_int(first(rootfs.get("used"), listed.get("disk"))),
         maxdisk=_int(first(rootfs.get("total"), listed.get("maxdisk"))),
         uptime=_int(first(detail.get("uptime"), listed.get("uptime"))),
-        loadavg=[str(v) for v in loadavg] if isinstance(loadavg, list) else None,
+        loadavg=[str(v) for v in loadavg] if is_array(loadavg) else None,
         pveversion=_str(detail.get("pveversion")), kversion=_str(detail.get("kversion")),
     )
 
@@ -159,9 +160,9 @@ class ClusterOperations:
     async def guest_entries(self, budget: Budget) -> list[Mapping[str, Any]]:
         """The qemu and lxc entries of /cluster/resources (type=vm)."""
         data = await self.call(budget, "GET", "/cluster/resources", {"type": "vm"})
-        if not isinstance(data, list):
+        if not is_array(data):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
-        return [e for e in data if isinstance(e, dict) and e.get("type") in ("qemu", "lxc") and "vmid" in e]
+        return [e for e in data if is_object(e) and e.get("type") in ("qemu", "lxc") and "vmid" in e]
 
     async def locate(self, vmid: int, node: str | None, budget: Budget, kind: t.GuestType | None = None) -> Guest:
         """Where a VM or container lives and what it is, from the cluster's resource list; `kind` refuses a guest
@@ -204,7 +205,7 @@ class ClusterOperations:
     async def vm_status(self, args: t.VmStatusArgs, budget: Budget) -> t.VmStatusResult:
         guest = await self.locate(args.vmid, args.node, budget, args.type)
         data = await self.call(budget, "GET", f"/nodes/{seg(guest.node)}/{guest.type}/{guest.vmid}/status/current")
-        if not isinstance(data, dict):
+        if not is_object(data):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of VM {guest.vmid} is not an object")
         return t.VmStatusResult(
             vmid=guest.vmid, node=guest.node, type=guest.type, status=str(data.get("status") or "unknown"),
@@ -242,7 +243,7 @@ class ClusterOperations:
                                  f"not {args.node}")
         base = f"/nodes/{seg(upid.node)}/tasks/{seg(args.upid)}"
         data = await self.call(budget, "GET", f"{base}/status")
-        if not isinstance(data, dict) or data.get("status") not in ("running", "stopped"):
+        if not is_object(data) or data.get("status") not in ("running", "stopped"):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's status of task {args.upid} is not understood")
         tail = await self._log_tail(base, args.log_lines, budget) if args.log_lines else []
         stopped = data["status"] == "stopped"
@@ -262,14 +263,14 @@ class ClusterOperations:
         start = 0
         for _ in range(self.task_log_max_pages):
             chunk = await self.call(budget, "GET", f"{base}/log", {"start": start, "limit": page})
-            if not isinstance(chunk, list):
+            if not is_array(chunk):
                 raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
             for entry in chunk:
-                tail.append(str(entry.get("t", "")) if isinstance(entry, dict) else str(entry))
+                tail.append(str(entry.get("t", "")) if is_object(entry) else str(entry))
             if len(chunk) < page:
                 break
             last = chunk[-1]
-            line_number = _int(last.get("n")) if isinstance(last, dict) else None
+            line_number = _int(last.get("n")) if is_object(last) else None
             start = line_number if line_number else start + len(chunk)
         return list(tail)
 
@@ -296,7 +297,7 @@ class ClusterOperations:
 
     async def _node_detail(self, node: str, budget: Budget) -> Mapping[str, Any] | None:
         data = await self.call(budget, "GET", f"/nodes/{seg(node)}/status")
-        return data if isinstance(data, dict) else None
+        return data if is_object(data) else None
 
     # --- generic ----------------------------------------------------------------------------
 
@@ -313,7 +314,7 @@ class ClusterOperations:
         except ServiceFailure as exc:
             return t.ProbeResult(ok=False, latency_ms=_ms(started), detail=exc.info.as_text(),
                                  insecure_tls=self.backend.insecure_tls)
-        version = data.get("version") if isinstance(data, dict) else None
+        version = data.get("version") if is_object(data) else None
         detail = f"Proxmox VE {version}" if version else "Proxmox API answered"
         if self.backend.insecure_tls:
             detail += "; TLS NOT VERIFIED (PROXMOX_VERIFY_SSL=false)"

@@ -8,6 +8,7 @@ from typing import Any
 
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
@@ -17,9 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def _objects(data: Any, what: str) -> list[Mapping[str, Any]]:
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's {what} is not a list")
-    return [entry for entry in data if isinstance(entry, dict)]
+    return [entry for entry in data if is_object(entry)]
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def network_interface(entry: Mapping[str, Any]) -> x.NetworkInterface:
         iface=str(entry["iface"]), type=as_str(entry.get("type")), active=as_bool(entry.get("active")),
         autostart=as_bool(entry.get("autostart")), method=as_str(entry.get("method")),
         method6=as_str(entry.get("method6")),
-        families=[str(f) for f in families] if isinstance(families, list) else None,
+        families=[str(f) for f in families] if is_array(families) else None,
         address=as_str(entry.get("address")), netmask=as_str(entry.get("netmask")), cidr=as_str(entry.get("cidr")),
         gateway=as_str(entry.get("gateway")), address6=as_str(entry.get("address6")),
         netmask6=as_str(entry.get("netmask6")), cidr6=as_str(entry.get("cidr6")),

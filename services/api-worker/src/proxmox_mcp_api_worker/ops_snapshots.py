@@ -7,6 +7,7 @@ from typing import Any
 
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker.operations import GUEST_LABEL, GUEST_NOUN, Budget, ClusterOperations, Guest
 from proxmox_mcp_api_worker.values import as_int, as_str, flag, seg
@@ -21,9 +22,9 @@ def _base(guest: Guest) -> str:
 
 async def _entries(ops: ClusterOperations, guest: Guest, budget: Budget) -> list[Mapping[str, Any]]:
     data = await ops.call(budget, "GET", _base(guest))
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's snapshot list of {guest.vmid} is not a list")
-    return [entry for entry in data if isinstance(entry, dict) and entry.get("name")]
+    return [entry for entry in data if is_object(entry) and entry.get("name")]
 
 
 async def snapshot_list(ops: ClusterOperations, args: x.ListSnapshotsArgs, budget: Budget) -> x.SnapshotListResult:

@@ -9,6 +9,7 @@ from typing import Any
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
@@ -50,9 +51,9 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
         data = await ops.call(budget, "GET", "/cluster/tasks")
         # The cluster's task index cannot be current for a lost node (a task it lists as running may be over).
         down = partial.split_online(await ops.nodes(budget))[1]
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task list is not a list")
-    tasks = [task_summary(e) for e in data if isinstance(e, dict) and isinstance(e.get("upid"), str)]
+    tasks = [task_summary(e) for e in data if is_object(e) and isinstance(e.get("upid"), str)]
     if args.vmid is not None:
         tasks = [task for task in tasks if task.id == str(args.vmid)]
     if args.errors:
@@ -63,7 +64,7 @@ async def task_list(ops: ClusterOperations, args: x.ListTasksArgs, budget: Budge
 
 
 def _line(entry: Any, fallback: int) -> x.TaskLogLine:
-    if isinstance(entry, dict):
+    if is_object(entry):
         return x.TaskLogLine(n=as_int(entry.get("n")) or fallback, t=str(entry.get("t", "")))
     return x.TaskLogLine(n=fallback, t=str(entry))
 
@@ -73,7 +74,7 @@ async def task_log(ops: ClusterOperations, args: x.TaskLogArgs, budget: Budget) 
     path = f"/nodes/{seg(upid.node)}/tasks/{seg(args.upid)}/log"
     if args.tail is None:
         chunk = await ops.call(budget, "GET", path, {"start": args.start, "limit": args.limit})
-        if not isinstance(chunk, list):
+        if not is_array(chunk):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
         lines = [_line(entry, args.start + index + 1) for index, entry in enumerate(chunk)]
         return x.TaskLogResult(upid=args.upid, node=upid.node, lines=lines)
@@ -83,7 +84,7 @@ async def task_log(ops: ClusterOperations, args: x.TaskLogArgs, budget: Budget) 
     start = 0
     for _ in range(ops.task_log_max_pages):
         chunk = await ops.call(budget, "GET", path, {"start": start, "limit": page})
-        if not isinstance(chunk, list):
+        if not is_array(chunk):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's task log is not a list")
         tail.extend(_line(entry, start + index + 1) for index, entry in enumerate(chunk))
         if len(chunk) < page:

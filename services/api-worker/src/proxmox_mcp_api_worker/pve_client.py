@@ -21,8 +21,9 @@ from typing import Any
 
 import requests
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_object
 from proxmox_mcp_contracts.settings import ApiSettings
-from proxmoxer.backends.https import (
+from proxmoxer.backends.https import (  # pyright: ignore[reportMissingTypeStubs] (proxmoxer ships no types)
     JsonSerializer,
     ProxmoxHTTPApiTokenAuth,
     ProxmoxHTTPAuthBase,
@@ -49,7 +50,7 @@ class _SessionAuth(ProxmoxHTTPAuthBase):
     """proxmoxer's session takes `verify` (our TLS trust) and the default timeout from the auth object."""
 
     def __init__(self, *, verify_ssl: bool | str, timeout: float) -> None:
-        super().__init__()
+        super().__init__()  # pyright: ignore[reportUnknownMemberType] (proxmoxer leaves cert/proxies untyped)
         self.verify_ssl: bool | str = verify_ssl
         self.timeout: float = timeout
         self.service = "PVE"
@@ -217,7 +218,8 @@ class HttpsBackend:
         started = time.perf_counter()
         status: int | None = None
         try:
-            response = self._session.request(method, self._base_url + path, params=query, data=body,
+            # proxmoxer's session.request has no annotations; it returns requests' Response.
+            response = self._session.request(method, self._base_url + path, params=query, data=body,  # pyright: ignore[reportUnknownMemberType]
                                              timeout=(timeout, timeout), auth=auth)
             status = response.status_code
             return response
@@ -241,7 +243,7 @@ class HttpsBackend:
                 "(with its realm, e.g. root@pam) and api.password",
             )
         data = _data_or_raise(response, "POST", "/access/ticket")
-        if not isinstance(data, dict) or "ticket" not in data or "CSRFPreventionToken" not in data:
+        if not is_object(data) or "ticket" not in data or "CSRFPreventionToken" not in data:
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's login answer has no ticket")
         if data.get("NeedTFA"):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "the Proxmox user needs two-factor login; use an API "
@@ -294,7 +296,7 @@ def _data_or_raise(response: requests.Response, method: str, path: str) -> Any:
         body = response.json()
     if response.status_code >= 400:
         raise to_failure(_http_error(response, body), method=method, path=path)
-    if not isinstance(body, dict) or "data" not in body:
+    if not is_object(body) or "data" not in body:
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox answered {method} {path} with something that is "
                              f"not an API reply (HTTP {response.status_code})")
     return body["data"]
@@ -305,7 +307,7 @@ def _http_error(response: requests.Response, body: Any) -> PveHttpError:
     # in the body as well. The body's `errors` lists per-parameter reasons of a 400.
     message = response.reason or ""
     generic = not message or message.lower() in {"internal server error", "bad request", "forbidden", "unauthorized"}
-    if generic and isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"].strip():
+    if generic and is_object(body) and isinstance(body.get("message"), str) and body["message"].strip():
         message = body["message"]
-    errors = body.get("errors") if isinstance(body, dict) and isinstance(body.get("errors"), dict) else {}
+    errors: dict[str, Any] = body["errors"] if is_object(body) and is_object(body.get("errors")) else {}
     return PveHttpError(status=response.status_code, message=clean_message(message), errors=errors or {})

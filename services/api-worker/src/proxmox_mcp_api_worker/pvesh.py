@@ -18,10 +18,11 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig
 from proxmox_mcp_runtime.ssh import SshPool
 
@@ -65,7 +66,8 @@ def pvesh_options(params: Params | None) -> list[str]:
         if key in FORMAT_OPTIONS:
             raise ServiceFailure(ErrorCode.INVALID_ARGUMENT, f"{key!r} is an option of the pvesh tool, not an API "
                                  "parameter")
-        options.extend(f"--{key}={item}" for item in (value if isinstance(value, list | tuple) else [value]))
+        values = cast("list[Any] | tuple[Any, ...]", value) if isinstance(value, list | tuple) else [value]
+        options.extend(f"--{key}={item}" for item in values)
     return options
 
 
@@ -205,11 +207,11 @@ class PveshBackend:
         except ServiceFailure:
             return None
         candidates = [
-            task for task in tasks if isinstance(task, dict)
+            task for task in tasks if is_object(task)
             and clean_message(str(task.get("status", ""))) == message
             and _number(task.get("starttime")) >= started_wall - FAILED_TASK_CLOCK_SLACK
             and isinstance(task.get("upid"), str)
-        ] if isinstance(tasks, list) else []
+        ] if is_array(tasks) else []
         if not candidates:
             return None
         newest = max(candidates, key=lambda task: _number(task.get("starttime")))

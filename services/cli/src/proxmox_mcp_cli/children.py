@@ -56,7 +56,7 @@ class ChildGroup:
     """Starts children and stops them all, newest first, on exit or error."""
 
     log_dir: Path
-    children: list[Child] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list[Child])
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
               stdout: IO[bytes] | int | None = None) -> Child:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:  # pyright: ignore[reportPrivateUsage] (argparse has no public name for it)
     parser = sub.add_parser("doctor", help="check the configured cluster end to end and say how to fix problems",
                             description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML cluster config (default: PMCP_CONFIG or the SSH_*/"

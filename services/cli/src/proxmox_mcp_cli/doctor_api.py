@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxmox_mcp_api_worker.tls import certificate_not_after
+from proxmox_mcp_contracts.json_values import is_object
 from proxmox_mcp_contracts.settings import ApiSettings
 
 from proxmox_mcp_cli.doctor_report import Report
@@ -190,7 +191,7 @@ def check_version_and_auth(report: Report, probe: ApiProbe, api: ApiSettings) ->
                     f"check that the token exists and is not expired: pveum user token list {api.user}; the "
                     "value is the secret shown once at creation (PROXMOX_TOKEN_VALUE)")
         raise ApiCheckFailed
-    if status != 200 or not isinstance(data, dict):
+    if status != 200 or not is_object(data):
         report.fail("api.version", f"GET /version answered HTTP {status}", "check pveproxy's log on the host")
         raise ApiCheckFailed
     report.ok("api.auth", f"{who} accepted")
@@ -215,10 +216,10 @@ def check_privileges(report: Report, probe: ApiProbe, api: ApiSettings, headers:
         except (ssl.SSLError, OSError, http.client.HTTPException) as exc:
             report.skip("api.privileges", f"cannot read the permissions ({type(exc).__name__})")
             return
-        if status != 200 or not isinstance(data, dict):
+        if status != 200 or not is_object(data):
             report.skip("api.privileges", f"cannot read the permissions (GET /access/permissions: HTTP {status})")
             return
-        held[path] = {priv for entry in data.values() if isinstance(entry, dict)
+        held[path] = {priv for entry in data.values() if is_object(entry)
                       for priv, granted in entry.items() if granted}
     missing = [(path, priv, users) for (path, priv), users in sorted(needed.items()) if priv not in held[path]]
     if not missing:

@@ -157,7 +157,7 @@ def _check_api_direct(report: Report, cluster: ClusterConfig, tools: list[str], 
 
 
 async def _check_nats(report: Report, url: str, cluster: str | None, timeout: float) -> None:
-    import nats
+    from proxmox_mcp_runtime.nats_typed import connect
 
     async def quiet(_exc: Exception) -> None:
         return None
@@ -165,8 +165,8 @@ async def _check_nats(report: Report, url: str, cluster: str | None, timeout: fl
     try:
         # wait_for: with nothing listening, nats-py keeps retrying the server list instead of giving up.
         nc = await asyncio.wait_for(
-            nats.connect(servers=nats_servers(url), name="proxmox-mcp-doctor", connect_timeout=timeout,
-                         allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet),
+            connect(servers=nats_servers(url), name="proxmox-mcp-doctor", connect_timeout=timeout,
+                    allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet),
             timeout=timeout + 1,
         )
     except Exception as exc:
@@ -180,7 +180,7 @@ async def _check_nats(report: Report, url: str, cluster: str | None, timeout: fl
             replies = await gather_replies(nc, f"$SRV.INFO.{service_name(kind)}", min(timeout, 0.5))
             prefix = f"{SUBJECT_PREFIX}.{cluster}.{kind.value}." if cluster else f"{SUBJECT_PREFIX}."
             serving = [r for r in replies
-                       if any(str(e.get("subject", "")).startswith(prefix) for e in r.get("endpoints") or [])]
+                       if any(str(e.get("subject", "")).startswith(prefix) for e in r.get("endpoints") or ())]
             start = (f"start one: systemctl start proxmox-mcp-{kind.value}-worker / docker compose up -d "
                      f"{kind.value}-worker")
             if not replies:

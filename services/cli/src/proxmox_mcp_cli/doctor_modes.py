@@ -12,13 +12,14 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from proxmox_mcp_api_worker.backends import build_backend, ssh_api_host
 from proxmox_mcp_api_worker.settings import ApiWorkerSettings
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_object
 from proxmox_mcp_contracts.settings import ApiMode, ClusterConfig
 from proxmox_mcp_runtime.ssh.connection import ConnectFailed
 
@@ -75,7 +76,7 @@ def _where(cluster: ClusterConfig, mode: ApiMode) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
+def _quiet_logs() -> Generator[None, None, None]:
     """The backends log their failures for the workers' JSON logs; the doctor reports them in its rows instead."""
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
@@ -111,7 +112,7 @@ async def probe_mode(cluster: ClusterConfig, mode: ApiMode, timeout: float) -> M
         with contextlib.suppress(Exception):
             await backend.close()
     seconds = time.monotonic() - started
-    version = data.get("version", "?") if isinstance(data, dict) else "?"
+    version = data.get("version", "?") if is_object(data) else "?"
     return ModeResult(mode, True, f"{where}: Proxmox VE {version} ({seconds * 1000:.0f} ms)", None, seconds)
 
 

@@ -24,7 +24,7 @@ class Check:
 @dataclass
 class Report:
     cluster: str | None = None
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list[Check])
     api_modes: dict[str, Any] | None = None
     """Which API modes work from here (the "API modes" check), for --json."""
 

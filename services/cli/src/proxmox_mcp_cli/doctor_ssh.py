@@ -8,7 +8,7 @@ import shlex
 import socket
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,7 +274,7 @@ def check_pveproxy(report: Report, target: Target, transport: paramiko.Transport
 
 @contextlib.contextmanager
 def host_session(report: Report, ssh: SshSettings, host: HostConfig, key: paramiko.PKey | None,
-                 options: SshOptions) -> Iterator[paramiko.Transport | None]:
+                 options: SshOptions) -> Generator[paramiko.Transport | None, None, None]:
     """Reach, host key and logins for one host; yields an authenticated transport for more checks (or None)."""
     target = target_of(ssh, host)
     if not check_host_key(report, ssh, target, options.timeout):

@@ -128,7 +128,7 @@ def instructions(pair: KeyPair, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:  # pyright: ignore[reportPrivateUsage] (argparse has no public name for it)
     parser = sub.add_parser("keygen", help="create an ed25519 key pair for the workers and print how to authorize it",
                             description="Create an ed25519 SSH key pair (private 0600, public 0644) and print the "
                                         "authorized_keys line with the recommended restrict,from=... options.")

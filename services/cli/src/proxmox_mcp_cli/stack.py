@@ -88,7 +88,7 @@ class EmbeddedStack:
 def config_for_sim(sim: dict[str, Any]) -> ProxmoxConfig:
     """The cluster definition that points both workers at a running simulator, with its keys pinned."""
     token = sim["admin_token"]
-    ports = sim.get("ssh_node_ports") or {}
+    ports: dict[str, Any] = sim.get("ssh_node_ports") or {}
     cluster = ClusterConfig(
         name="default",
         hosts=[HostConfig(node=node, address=sim["host"], port=int(ports.get(node, sim["ssh_port"])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +139,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
                                          max_request_body_size=settings.max_body_bytes)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncGenerator[None, None]:
         connecting = asyncio.create_task(_connect_forever(gw))
         gw.health.start()
         try:

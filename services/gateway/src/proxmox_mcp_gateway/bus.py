@@ -30,6 +30,7 @@ from proxmox_mcp_contracts.subjects import (
 )
 from proxmox_mcp_contracts.trace import TRACEPARENT
 from proxmox_mcp_runtime.discovery import gather_timed
+from proxmox_mcp_runtime.nats_typed import subscribe
 from proxmox_mcp_runtime.worker import connect_nats
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class WorkerBus:
 
     async def connect(self) -> None:
         self._nc = await connect_nats(self.settings.nats_url, f"proxmox-mcp-gateway-{self.settings.gateway_id}")
-        await self._nc.subscribe(heartbeat_wildcard(self.settings.gateway_id), cb=self._on_heartbeat)
+        await subscribe(self._nc, heartbeat_wildcard(self.settings.gateway_id), cb=self._on_heartbeat)
 
     async def close(self) -> None:
         if self._nc is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.subjects import validate_cluster_name
 
 
@@ -57,7 +58,7 @@ def names_from_config_file(path: Path) -> tuple[list[str], str | None]:
         raise ClusterConfigError(f"PMCP_CONFIG {path}: cannot read it as TOML ({type(exc).__name__})") from None
     clusters = data.get("clusters")
     default = data.get("default_cluster")
-    names = [c.get("name", "default") for c in clusters if isinstance(c, dict)] if isinstance(clusters, list) else []
+    names = [c.get("name", "default") for c in clusters if is_object(c)] if is_array(clusters) else []
     del data, clusters
     if not all(isinstance(name, str) for name in names) or (default is not None and not isinstance(default, str)):
         raise ClusterConfigError(f"PMCP_CONFIG {path}: cluster names must be strings")

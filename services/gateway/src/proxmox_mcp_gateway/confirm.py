@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,7 +54,7 @@ _channel: ContextVar[ConfirmationChannel | None] = ContextVar("pmcp_confirmation
 
 
 @contextlib.contextmanager
-def bound_channel(channel: ConfirmationChannel | None) -> Iterator[None]:
+def bound_channel(channel: ConfirmationChannel | None) -> Generator[None, None, None]:
     token = _channel.set(channel)
     try:
         yield

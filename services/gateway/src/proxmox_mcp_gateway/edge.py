@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ def effective_client(peer: str | None, forwarded_for: list[str], trusted_proxies
 
 def client_address(scope: Scope) -> str | None:
     """The effective client address set by EdgeMiddleware, else the raw peer."""
-    state = scope.get("state") or {}
+    state: Mapping[str, Any] = scope.get("state") or {}
     if CLIENT_STATE_KEY in state:
         return state[CLIENT_STATE_KEY]
     client = scope.get("client")

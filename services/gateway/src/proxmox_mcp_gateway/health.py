@@ -30,7 +30,7 @@ class CheckState:
     last_error: str | None = None
     last_success: float | None = None
     last_checked: float | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict[str, Any])
     _observed: float = field(default=float("-inf"), repr=False)
 
     def record(self, ok: bool, latency_ms: float | None, error: str | None = None, *,

@@ -10,7 +10,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
@@ -122,7 +122,7 @@ class CallLimiter:
             bucket.take()
 
     @contextlib.contextmanager
-    def running(self, token_id: str) -> Iterator[None]:
+    def running(self, token_id: str) -> Generator[None, None, None]:
         """Holds one of the token's concurrent call slots; refused past max_concurrent."""
         count = self._running.get(token_id, 0)
         if self.max_concurrent and count >= self.max_concurrent:

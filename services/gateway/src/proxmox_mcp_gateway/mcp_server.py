@@ -10,6 +10,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorInfo
+from proxmox_mcp_contracts.json_values import is_object
 
 from proxmox_mcp_gateway import __version__, prompts, resources
 from proxmox_mcp_gateway.auth import CALLER_STATE_KEY
@@ -94,8 +95,8 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
 
     def known_caller(ctx: ServerRequestContext[Any, Any]) -> Caller | None:
         request = ctx.request
-        state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
-        caller = state.get(CALLER_STATE_KEY) if isinstance(state, dict) else None
+        state: object = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
+        caller = state.get(CALLER_STATE_KEY) if is_object(state) else None
         if isinstance(caller, Caller):
             return caller
         if stdio_caller is not None and request is None:

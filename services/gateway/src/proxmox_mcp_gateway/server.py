@@ -21,9 +21,9 @@ def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Co
     """uvicorn settings the gateway needs. proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For
     from 127.0.0.1 and rewrite the client address before the gateway's own trusted-proxy check sees the peer.
     The loop (uvloop unless PMCP_EVENT_LOOP says otherwise) applies when uvicorn makes its own loop."""
+    settings: dict[str, Any] = {"timeout_graceful_shutdown": 10, **options}
     return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-                          proxy_headers=False, server_header=False, loop=loop_choice(),
-                          **{"timeout_graceful_shutdown": 10, **options})
+                          proxy_headers=False, server_header=False, loop=loop_choice(), **settings)
 
 
 START_ERRORS = (ValidationError, SecurityConfigError, ClusterConfigError, EventLoopError)

@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,7 +67,7 @@ class TokenEntry(BaseModel):
 
 class TokenFile(BaseModel):
     version: int = 1
-    tokens: list[TokenEntry] = Field(default_factory=list)
+    tokens: list[TokenEntry] = Field(default_factory=list[TokenEntry])
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class TokenStore:
         raise TokenStoreError(f"no token with id {token_id!r} (see `proxmox-mcp token list`)")
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> Generator[None, None, None]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -140,7 +140,7 @@ class User:
     password: str | None
     comment: str = ""
     enable: int = 1
-    tokens: dict[str, Token] = field(default_factory=dict)
+    tokens: dict[str, Token] = field(default_factory=dict[str, Token])
 
 
 @dataclass(frozen=True)

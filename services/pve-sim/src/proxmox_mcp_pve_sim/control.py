@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
+
 from proxmox_mcp_pve_sim.faults import FaultRule, FaultRuleError
 from proxmox_mcp_pve_sim.http_response import Response
 from proxmox_mcp_pve_sim.sim import Sim
@@ -45,7 +47,7 @@ async def handle_control(sim: Sim, method: str, path: str, headers: dict[str, st
                 payload = json.loads(body or b"{}")
             except ValueError:
                 return _reply(400, {"error": 'body must be JSON: {"rules": [...]}'}, "invalid JSON")
-            if not isinstance(payload, dict) or not isinstance(payload.get("rules"), list):
+            if not is_object(payload) or not is_array(payload.get("rules")):
                 return _reply(400, {"error": 'body must be a JSON object with a "rules" list'}, "missing rules")
             try:
                 rules = [FaultRule.from_dict(raw) for raw in payload["rules"]]

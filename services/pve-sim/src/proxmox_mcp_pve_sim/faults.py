@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_object
+
 from proxmox_mcp_pve_sim.errors import ApiError
 
 DEFAULT_MESSAGE = "simulated failure (pve-sim fault injection)"
@@ -40,7 +42,7 @@ class FaultRule:
 
     @classmethod
     def from_dict(cls, raw: Any) -> FaultRule:
-        if not isinstance(raw, dict):
+        if not is_object(raw):
             raise FaultRuleError("each rule must be a JSON object")
         unknown = set(raw) - {"path", "method", "latency_ms", "error_rate", "status", "message"}
         if unknown:

@@ -18,6 +18,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from proxmox_mcp_contracts.json_values import is_object
+
 from proxmox_mcp_pve_sim.access import Caller
 from proxmox_mcp_pve_sim.control import handle_control
 from proxmox_mcp_pve_sim.dispatch import dispatch
@@ -300,7 +302,7 @@ def _parameters(request: Request) -> dict[str, Any]:
             decoded = json.loads(request.body)
         except ValueError:
             raise ApiError(400, "Parameter verification failed.", {"_root": "unable to parse JSON body"}) from None
-        if not isinstance(decoded, dict):
+        if not is_object(decoded):
             raise ApiError(400, "Parameter verification failed.", {"_root": "JSON body must be an object"})
         params.update(decoded)
         return params

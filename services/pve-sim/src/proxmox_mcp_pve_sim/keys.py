@@ -97,7 +97,7 @@ def _create_certificate(cert_file: Path, key_file: Path, names: list[str], addre
 def _ed25519(path: Path, comment: str) -> asyncssh.SSHKey:
     if path.is_file():
         return asyncssh.read_private_key(str(path))
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)  # pyright: ignore[reportUnknownMemberType] (untyped **kwargs)
     _write_private(path, key.export_private_key("openssh"))
     path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
     return key

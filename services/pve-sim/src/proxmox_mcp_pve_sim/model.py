@@ -59,7 +59,7 @@ class Guest:
     mem_fraction: float = 0.5
     disk_used: int = 0
     agent_installed: bool = True
-    snapshots: list[Snapshot] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list[Snapshot])
     lock: str | None = None
 
     @property
@@ -160,9 +160,9 @@ class Storage:
     total: int
     shared: int = 0
     path: str | None = None
-    volumes: list[Volume] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list[Volume])
     prune_backups: str | None = None
-    settings: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict[str, str])
     """Further storage.cfg keys (server, export, datastore, username, fingerprint)."""
     full: bool = False
     """Set through the control endpoint: no space left, so writes (backups) fail."""
@@ -197,8 +197,8 @@ class Node:
     cpu_model: str
     booted_at: float
     rootfs_total: int
-    storages: dict[str, Storage] = field(default_factory=dict)
-    network: list[NetIface] = field(default_factory=list)
+    storages: dict[str, Storage] = field(default_factory=dict[str, Storage])
+    network: list[NetIface] = field(default_factory=list[NetIface])
     load: float = 0.05
     online: bool = True
     """False: the node is cut off from the cluster (corosync lost it); requests proxied to it fail."""

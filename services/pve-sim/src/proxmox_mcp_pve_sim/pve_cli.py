@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.pve_schema import match_path, method_schema
 
 from proxmox_mcp_pve_sim.access import ROOT
@@ -54,8 +55,9 @@ def parse_options(
     if method and path:
         matched = match_path(path)
         schema = method_schema(method, matched[0]) if matched else None
-        properties = ((schema or {}).get("parameters") or {}).get("properties") or {}
-        booleans = {k for k, v in properties.items() if isinstance(v, dict) and v.get("type") == "boolean"}
+        parameters: dict[str, Any] = (schema or {}).get("parameters") or {}
+        properties: dict[str, Any] = parameters.get("properties") or {}
+        booleans = {k for k, v in properties.items() if is_object(v) and v.get("type") == "boolean"}
     booleans |= {"noborder", "noheader", "quiet", "human-readable"}
     options: dict[str, Any] = {}
     positional: list[str] = []
@@ -169,8 +171,8 @@ async def pvesh(argv: list[str], env: ShellEnv, io: Streams) -> int:
         return FAIL
     data = result.data
     if verb == "ls":
-        for item in data if isinstance(data, list) else []:
-            if isinstance(item, dict):
+        for item in data if is_array(data) else []:
+            if is_object(item):
                 name = next(
                     (str(item[k]) for k in ("subdir", "name", "node", "vmid", "storage", "volid", "upid") if k in item),
                     "",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
+
 from proxmox_mcp_pve_sim.model import KERNEL_RELEASE, PVE_REPOID, PVE_VERSION
 
 PACKAGES = (
@@ -71,7 +73,7 @@ def _inline(value: Any) -> str:
 def _yaml(data: Any, indent: int) -> str:
     pad = " " * indent
     lines = ""
-    if isinstance(data, dict):
+    if is_object(data):
         for key, value in data.items():
             if isinstance(value, dict | list) and value:
                 lines += f"{pad}{key}:\n{_yaml(value, indent + 2)}"
@@ -96,20 +98,20 @@ def _cell(value: Any) -> str:
 def _text(data: Any, *, noborder: bool, noheader: bool) -> str:
     if data is None:
         return ""
-    if not isinstance(data, dict | list):
+    if not (is_object(data) or is_array(data)):
         return f"{data}\n"
-    if isinstance(data, dict):
+    if is_object(data):
         rows = [[str(key), _cell(value)] for key, value in sorted(data.items())]
         header = ["key", "value"]
     else:
         keys: list[str] = []
         for item in data:
-            if isinstance(item, dict):
+            if is_object(item):
                 keys.extend(k for k in item if k not in keys)
         if not keys:
             return "".join(f"{_cell(item)}\n" for item in data)
         header = keys
-        rows = [[_cell(item.get(k)) if isinstance(item, dict) else _cell(item) for k in keys] for item in data]
+        rows = [[_cell(item.get(k)) if is_object(item) else _cell(item) for k in keys] for item in data]
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
     if noborder:
         lines = [] if noheader else ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]

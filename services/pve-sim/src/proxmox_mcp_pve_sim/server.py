@@ -35,7 +35,7 @@ class ServerConfig:
     ssh: bool = True
     state_dir: Path | None = None
     options: SimOptions = field(default_factory=SimOptions)
-    fault_rules: list[FaultRule] = field(default_factory=list)
+    fault_rules: list[FaultRule] = field(default_factory=list[FaultRule])
     log_level: str = "WARNING"
 
 

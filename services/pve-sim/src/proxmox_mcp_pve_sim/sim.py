@@ -29,8 +29,8 @@ class AgentProcess:
     exited: bool = False
     exitcode: int | None = None
     signal: int | None = None
-    out: list[str] = field(default_factory=list)
-    err: list[str] = field(default_factory=list)
+    out: list[str] = field(default_factory=list[str])
+    err: list[str] = field(default_factory=list[str])
 
 
 class Sim:

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import asyncssh
 from asyncssh.constants import OPEN_ADMINISTRATIVELY_PROHIBITED
@@ -24,6 +25,12 @@ log = logging.getLogger("pve-sim.ssh")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "ip6-localhost"}
 PVE_API_PORT = 8006
 SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15}
+
+
+def _writer(chan: asyncssh.SSHServerChannel[str]) -> Callable[[str], None]:
+    """chan.write, typed: asyncssh's SSHServerChannel derives from an unparameterised SSHChannel, so the type
+    checker loses the str of SSHServerChannel[str] on write."""
+    return cast(Callable[[str], None], chan.write)  # pyright: ignore[reportUnknownMemberType]
 
 
 class SshFace:
@@ -213,7 +220,7 @@ class _Session(asyncssh.SSHServerSession[str]):
         chan = self.chan
         assert chan is not None
         try:
-            status = await run_line(command, self.env, Streams(chan.write, chan.write_stderr))
+            status = await run_line(command, self.env, Streams(_writer(chan), chan.write_stderr))
         except asyncio.CancelledError:
             if self.signal is not None and not chan.is_closing():
                 chan.exit_with_signal(self.signal)
@@ -230,7 +237,7 @@ class _Session(asyncssh.SSHServerSession[str]):
 
     def _write(self, text: str) -> None:
         if self.chan is not None and not self.chan.is_closing():
-            self.chan.write(text)
+            _writer(self.chan)(text)
 
     def _prompt(self) -> None:
         self._write(f"root@{self.env.node}:~# ")

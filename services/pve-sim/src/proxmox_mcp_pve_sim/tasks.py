@@ -37,7 +37,7 @@ class Task:
     status: str = "running"
     exitstatus: str | None = None
     endtime: int | None = None
-    log: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list[str])
     done: asyncio.Event = field(default_factory=asyncio.Event)
     duration: float = 0.0
 

@@ -11,7 +11,8 @@ from proxmox_mcp_pve_sim.vfs import read_file
 def _inputs(name: str, paths: list[str], env: ShellEnv, io: Streams) -> tuple[list[str], int]:
     if not paths:
         return [io.stdin], 0
-    texts, status = [], 0
+    texts: list[str] = []
+    status = 0
     for path in paths:
         content = io.stdin if path == "-" else read_file(path, env)
         if content is None:
@@ -23,7 +24,8 @@ def _inputs(name: str, paths: list[str], env: ShellEnv, io: Streams) -> tuple[li
 
 
 def _count_option(args: list[str], default: int) -> tuple[int | None, list[str]]:
-    count, rest = default, []
+    count = default
+    rest: list[str] = []
     iterator = iter(args)
     for arg in iterator:
         if arg == "-n":

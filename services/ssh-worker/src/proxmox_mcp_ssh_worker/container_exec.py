@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.settings import ClusterConfig, HostConfig
 from proxmox_mcp_runtime.ssh import SshPool
 
@@ -58,8 +59,8 @@ async def locate_container(pool: SshPool, cluster: ClusterConfig, host: HostConf
         resources: Any = json.loads(output.stdout)
     except ValueError:
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "pvesh's resource list is not JSON") from None
-    entry = next((e for e in resources if isinstance(e, dict) and str(e.get("vmid")) == str(vmid)), None) \
-        if isinstance(resources, list) else None
+    entry = next((e for e in resources if is_object(e) and str(e.get("vmid")) == str(vmid)), None) \
+        if is_array(resources) else None
     if entry is None:
         raise ServiceFailure(ErrorCode.NOT_FOUND, f"CT {vmid} not found in cluster {cluster.name} (no VM or "
                              "container has this id)", details={"vmid": vmid})

@@ -63,7 +63,7 @@ class HostConfig(_Model):
 
 class ClusterConfig(_Model):
     name: str = "default"
-    hosts: list[HostConfig] = Field(default_factory=list)
+    hosts: list[HostConfig] = Field(default_factory=list[HostConfig])
     ssh: SshSettings = Field(default_factory=SshSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
@@ -96,7 +96,7 @@ class ClusterConfig(_Model):
 
 
 class ProxmoxConfig(_Model):
-    clusters: list[ClusterConfig] = Field(default_factory=list)
+    clusters: list[ClusterConfig] = Field(default_factory=list[ClusterConfig])
     default_cluster: str | None = None
 
     @model_validator(mode="after")

@@ -7,8 +7,9 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from proxmox_mcp_contracts.settings import ProxmoxConfig, cluster_from_legacy_env
-from pydantic import SecretStr, ValidationError
+from proxmox_mcp_contracts.json_values import is_array
+from proxmox_mcp_contracts.settings import ClusterConfig, ProxmoxConfig, cluster_from_legacy_env
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from proxmox_mcp_runtime.redact import register_hosts, register_model_secrets
 from proxmox_mcp_runtime.validation_errors import describe_validation_error
@@ -37,11 +38,11 @@ def load_config_file(path: Path) -> ProxmoxConfig:
 def _relative_to(config: ProxmoxConfig, base: Path) -> ProxmoxConfig:
     """Relative file paths in a config file (keys, known_hosts, CA files) are relative to the file itself, so
     a config loaded as a systemd credential can name its sibling credentials (key_path = "ssh-key")."""
-    clusters = []
+    clusters: list[ClusterConfig] = []
     for cluster in config.clusters:
-        updates = {}
+        updates: dict[str, BaseModel] = {}
         for name in ("ssh", "api"):
-            section = getattr(cluster, name)
+            section: BaseModel = getattr(cluster, name)
             fixed = {field: base / value for field in type(section).model_fields
                      if isinstance(value := getattr(section, field), Path) and not value.is_absolute()}
             if fixed:
@@ -88,7 +89,7 @@ def dump_config_toml(config: ProxmoxConfig) -> str:
     for cluster in config.clusters:
         data = cluster.model_dump(mode="json", exclude_none=True)
         for key in ("ssh", "api"):
-            section = getattr(cluster, key)
+            section: BaseModel = getattr(cluster, key)
             for name in type(section).model_fields:
                 value = getattr(section, name)
                 if isinstance(value, SecretStr):
@@ -109,7 +110,7 @@ def _toml(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if isinstance(value, list):
+    if is_array(value):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'

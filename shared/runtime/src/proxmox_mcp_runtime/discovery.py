@@ -10,6 +10,8 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from proxmox_mcp_runtime.nats_typed import subscribe
+
 
 async def gather_replies(nc: Client, subject: str, timeout: float) -> list[dict[str, Any]]:
     """The JSON replies to one request on subject (e.g. `$SRV.INFO.<service>`) that arrive within timeout s."""
@@ -23,7 +25,7 @@ async def gather_timed(nc: Client, subject: str, timeout: float) -> tuple[list[d
     inbox = nc.new_inbox()
     replies: list[dict[str, Any]] = []
     first: float | None = None
-    sub = await nc.subscribe(inbox)
+    sub = await subscribe(nc, inbox)
     try:
         started = time.perf_counter()
         await nc.publish(subject, b"", reply=inbox)

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import Any
@@ -26,7 +26,7 @@ def bind_log_context(**fields: str | None) -> Token[Mapping[str, str]]:
 
 
 @contextlib.contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
+def log_context(**fields: str | None) -> Generator[None, None, None]:
     token = bind_log_context(**fields)
     try:
         yield

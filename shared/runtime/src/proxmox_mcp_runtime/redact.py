@@ -17,7 +17,7 @@ import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 REDACTED = "[REDACTED]"
 
@@ -159,14 +159,14 @@ class Redactor:
             return self.redact_text(value)
         if isinstance(value, Mapping):
             out: dict[Any, Any] = {}
-            for key, item in value.items():
+            for key, item in cast(Mapping[Any, Any], value).items():
                 if isinstance(key, str) and is_sensitive_key(key) and item not in (None, "", [], {}):
                     out[key] = REDACTED if not isinstance(item, bool | int | float) else item
                 else:
                     out[key] = self.redact_value(item)
             return out
         if isinstance(value, list | tuple):
-            return [self.redact_value(item) for item in value]
+            return [self.redact_value(item) for item in cast(Iterable[Any], value)]
         return value
 
     def sanitize_error(self, message: str, *, hide_internals: bool = False) -> str:
@@ -232,10 +232,10 @@ def secret_values(value: Any) -> list[str]:
         for name in type(value).model_fields:
             found += secret_values(getattr(value, name))
     elif isinstance(value, Mapping):
-        for item in value.values():
+        for item in cast(Mapping[Any, Any], value).values():
             found += secret_values(item)
     elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
+        for item in cast(Iterable[Any], value):
             found += secret_values(item)
     return found
 

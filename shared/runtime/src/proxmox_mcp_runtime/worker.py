@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.micro.request import Request
 from nats.micro.service import Service, ServiceConfig
@@ -22,6 +21,7 @@ from proxmox_mcp_contracts.trace import TRACEPARENT, trace_id_of, valid_tracepar
 from pydantic import ValidationError
 
 from proxmox_mcp_runtime.logs import bind_log_context
+from proxmox_mcp_runtime.nats_typed import connect
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
 from proxmox_mcp_runtime.service_stats import EndpointCounts, start_measured_service
 from proxmox_mcp_runtime.validation_errors import describe_validation_error
@@ -200,7 +200,7 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error_type": type(exc).__name__})
 
-    return await nats.connect(
+    return await connect(
         servers=nats_servers(url),
         name=name,
         max_reconnect_attempts=-1,

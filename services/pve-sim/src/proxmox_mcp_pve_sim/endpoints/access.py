@@ -34,7 +34,7 @@ def _token_list(call: Call, userid: str) -> list[dict[str, Any]]:
 
 def users(call: Call) -> list[dict[str, Any]]:
     access = call.sim.access
-    entries = []
+    entries: list[dict[str, Any]] = []
     for user in access.users.values():
         if call.get("enabled") is not None and user.enable != call["enabled"]:
             continue

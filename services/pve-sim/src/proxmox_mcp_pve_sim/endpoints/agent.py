@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array
+
 from proxmox_mcp_pve_sim.agent import assert_agent_available, process_status, start_process
 from proxmox_mcp_pve_sim.api import Call
 from proxmox_mcp_pve_sim.endpoints.common import find_guest
@@ -29,7 +31,7 @@ def agent_index(call: Call) -> list[dict[str, str]]:
 def agent_exec(call: Call) -> dict[str, int]:
     guest = _available(call)
     command = call["command"]
-    argv = [str(part) for part in (command if isinstance(command, list) else [command])]
+    argv = [str(part) for part in (command if is_array(command) else [command])]
     if not argv or not argv[0]:
         raise param_error({"command": "command must not be empty"})
     process = start_process(call.sim, guest, argv, str(call.get("input-data", "")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_object
 from proxmox_mcp_contracts.pve_schema import method_schema
 from proxmox_mcp_contracts.pve_schema.validate import schema_for_key
 
@@ -30,7 +31,8 @@ def find_guest(call: Call, kind: GuestKind) -> Guest:
 @functools.cache
 def _config_properties(kind: GuestKind) -> dict[str, Any]:
     schema = method_schema("GET", f"/nodes/{{node}}/{kind}/{{vmid}}/config") or {}
-    return dict((schema.get("returns") or {}).get("properties") or {})
+    returns: dict[str, Any] = schema.get("returns") or {}
+    return dict(returns.get("properties") or {})
 
 
 def typed_config(kind: GuestKind, config: dict[str, str]) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def typed_config(kind: GuestKind, config: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in config.items():
         schema = schema_for_key(properties, key)
-        type_ = schema.get("type") if isinstance(schema, dict) else None
+        type_ = schema.get("type") if is_object(schema) else None
         result[key] = _typed(type_, value)
     return result
 

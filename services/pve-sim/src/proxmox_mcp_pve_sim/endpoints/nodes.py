@@ -165,7 +165,7 @@ def node_storage(call: Call) -> list[dict[str, Any]]:
     node = call.sim.cluster.nodes[call["node"]]
     content = set(split_list(call.get("content", "")))
     only = call.get("storage")
-    entries = []
+    entries: list[dict[str, Any]] = []
     for storage in node.storages.values():
         if only and storage.storage != only:
             continue
@@ -205,7 +205,7 @@ def node_storage_status(call: Call) -> dict[str, Any]:
 def node_storage_content(call: Call) -> list[dict[str, Any]]:
     _, storage = _storage(call)
     content, vmid = call.get("content"), call.get("vmid")
-    entries = []
+    entries: list[dict[str, Any]] = []
     for volume in storage.volumes:
         if content and volume.content != content:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.pve_schema import split_list
 
 from proxmox_mcp_pve_sim.api import Call, Result
@@ -97,11 +98,11 @@ async def execute(call: Call) -> list[dict[str, Any]]:
         commands = json.loads(call["commands"])
     except ValueError:
         raise param_error({"commands": "invalid format - unable to parse command batch (JSON)\n"}) from None
-    if not isinstance(commands, list):
+    if not is_array(commands):
         raise param_error({"commands": "invalid format - expected a JSON array of commands\n"})
     results: list[dict[str, Any]] = []
     for command in commands:
-        if not isinstance(command, dict) or not isinstance(command.get("path"), str):
+        if not is_object(command) or not isinstance(command.get("path"), str):
             results.append(
                 {
                     "status": 400,
@@ -111,9 +112,8 @@ async def execute(call: Call) -> list[dict[str, Any]]:
             )
             continue
         method = str(command.get("method", "GET")).upper()
-        args = command.get("args") or {}
-        if not isinstance(args, dict):
-            args = {}
+        raw_args = command.get("args")
+        args: dict[str, Any] = raw_args if is_object(raw_args) else {}
         answer = await call.dispatch(call.sim, call.caller, method, command["path"], dict(args))
         entry: dict[str, Any] = {"status": answer.status}
         if answer.status == 200:

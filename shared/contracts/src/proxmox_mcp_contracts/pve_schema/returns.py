@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.pve_schema.formats import FormatError
 from proxmox_mcp_contracts.pve_schema.validate import check_format, compile_perl_pattern, perl_str, schema_for_key
 
@@ -40,22 +41,22 @@ def _type_ok(type_: str, value: Any) -> bool:
 
 
 def _check(schema: Any, value: Any, path: str, strict: bool, problems: list[str]) -> None:
-    if not isinstance(schema, dict):
+    if not is_object(schema):
         return
     type_ = schema.get("type")
-    if isinstance(type_, list):
+    if is_array(type_):
         if not any(_type_ok(str(t), value) for t in type_):
             problems.append(f"{path}: expected one of {type_}, got {_describe(value)}")
         return
     if isinstance(type_, str) and not _type_ok(type_, value):
         problems.append(f"{path}: expected {type_}{' (0/1)' if type_ == 'boolean' else ''}, got {_describe(value)}")
         return
-    if isinstance(value, list):
+    if is_array(value):
         items = schema.get("items")
         for index, element in enumerate(value):
             _check(items, element, f"{path}[{index}]", strict, problems)
         return
-    if isinstance(value, dict):
+    if is_object(value):
         _check_object(schema, value, path, strict, problems)
         return
     if value is None or isinstance(value, bool):
@@ -64,9 +65,9 @@ def _check(schema: Any, value: Any, path: str, strict: bool, problems: list[str]
 
 
 def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str, strict: bool, problems: list[str]) -> None:
-    properties = schema.get("properties") or {}
+    properties: dict[str, Any] = schema.get("properties") or {}
     for key, subschema in properties.items():
-        if key.endswith("[n]") or not isinstance(subschema, dict):
+        if key.endswith("[n]") or not is_object(subschema):
             continue
         if value.get(key) is None:
             if not subschema.get("optional") and subschema.get("type") != "null":

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.pve_schema.formats import FormatError, check_named_format
 
 MISSING = "property is missing and it is not optional"
@@ -65,7 +66,7 @@ def add_error(errors: dict[str, str], path: str, message: str) -> None:
 def _check_type(path: str, type_: Any, value: Any, errors: dict[str, str]) -> bool:
     if not type_:
         return True
-    if isinstance(type_, list):
+    if is_array(type_):
         for alternative in type_:
             if _check_type(path, alternative, value, {}):
                 return True
@@ -125,7 +126,7 @@ def compile_perl_pattern(pattern: str) -> re.Pattern[str] | None:
 
 
 def check_prop(value: Any, schema: Any, path: str, errors: dict[str, str], instance_type: str | None = None) -> None:
-    if not isinstance(schema, dict):
+    if not is_object(schema):
         add_error(errors, path, "Invalid schema definition.")
         return
     optional_for_type = False
@@ -148,13 +149,13 @@ def check_prop(value: Any, schema: Any, path: str, errors: dict[str, str], insta
         return
     if not _check_type(path, schema.get("type"), value, errors):
         return
-    if isinstance(value, list):
+    if is_array(value):
         items = schema.get("items")
-        if isinstance(items, dict):
+        if is_object(items):
             for index, element in enumerate(value):
                 check_prop(element, items, f"{path}[{index}]", errors)
         return
-    if isinstance(value, dict):
+    if is_object(value):
         if schema.get("properties") is not None or schema.get("additionalProperties"):
             check_object(path, schema.get("properties") or {}, value, schema.get("additionalProperties"), errors)
         return
@@ -221,23 +222,23 @@ def schema_for_key(properties: Mapping[str, Any], key: str) -> Any:
 
 
 def check_object(path: str, properties: Any, value: Any, additional: Any, errors: dict[str, str]) -> None:
-    if not isinstance(properties, dict):
+    if not is_object(properties):
         add_error(errors, path, "Invalid schema definition.")
         return
-    if not isinstance(value, dict):
+    if not is_object(value):
         add_error(errors, path, "an object is required")
         return
     for key, subschema in properties.items():
         if key.endswith("[n]"):
             continue
         instance_type = None
-        if isinstance(subschema, dict) and subschema.get("type-property"):
+        if is_object(subschema) and subschema.get("type-property"):
             instance_type = value.get(subschema["type-property"])
         check_prop(value.get(key), subschema, f"{path}.{key}" if path else key, errors, instance_type)
     for key, item in value.items():
         new_path = f"{path}.{key}" if path else key
         subschema = schema_for_key(properties, key)
-        if isinstance(subschema, dict):
+        if is_object(subschema):
             if key not in properties:
                 check_prop(item, subschema, new_path, errors)
             requires = subschema.get("requires")
@@ -268,17 +269,17 @@ def check_parameters(parameters: Mapping[str, Any], values: Mapping[str, Any]) -
 
 def coerce_parameters(parameters: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """Typed copies of already validated values: ints, 0/1 for booleans, floats, lists, strings."""
-    properties = parameters.get("properties") or {}
+    properties: Mapping[str, Any] = parameters.get("properties") or {}
     result: dict[str, Any] = {}
     for key, value in values.items():
         schema = schema_for_key(properties, key)
-        type_ = schema.get("type") if isinstance(schema, dict) else None
+        type_ = schema.get("type") if is_object(schema) else None
         result[key] = _coerce(type_, value)
     return result
 
 
 def _coerce(type_: Any, value: Any) -> Any:
-    if value is None or isinstance(value, list | dict):
+    if value is None or is_array(value) or is_object(value):
         return value
     if type_ == "boolean":
         return 1 if value is True or perl_str(value) == "1" else 0
@@ -313,7 +314,7 @@ def parse_property_string(fmt: dict[str, Any], data: str, path: str = "") -> dic
             if key in result:
                 raise FormatError(f"duplicate key in comma-separated list property: {key}")
             schema = fmt.get(key)
-            if isinstance(schema, dict) and "alias" in schema:
+            if is_object(schema) and "alias" in schema:
                 key_alias = schema.get("keyAlias")
                 if key_alias:
                     if key_alias in result:
@@ -321,7 +322,7 @@ def parse_property_string(fmt: dict[str, Any], data: str, path: str = "") -> dic
                     result[key_alias] = key
                 key = schema["alias"]
                 schema = fmt.get(key)
-            if not isinstance(schema, dict):
+            if not is_object(schema):
                 raise FormatError(f"invalid key in comma-separated list property: {key}")
             if schema.get("type") == "boolean":
                 value = _parse_boolean(value)
@@ -329,7 +330,7 @@ def parse_property_string(fmt: dict[str, Any], data: str, path: str = "") -> dic
         elif "=" not in part:
             if default_key is not None:
                 raise FormatError(f"duplicate key in comma-separated list property: {default_key}")
-            default_key = next((k for k, s in fmt.items() if isinstance(s, dict) and s.get("default_key")), None)
+            default_key = next((k for k, s in fmt.items() if is_object(s) and s.get("default_key")), None)
             if default_key is None:
                 raise FormatError("value without key, but schema does not define a default key")
             if default_key in result:

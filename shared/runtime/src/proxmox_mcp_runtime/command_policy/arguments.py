@@ -26,9 +26,9 @@ MAX_TEXT = 4096
 class ParsedArgs:
     """Options in the order given (flags have value None), positionals, and the normalised paths seen."""
 
-    options: list[tuple[str, str | None]] = field(default_factory=list)
-    positionals: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
+    options: list[tuple[str, str | None]] = field(default_factory=list[tuple[str, str | None]])
+    positionals: list[str] = field(default_factory=list[str])
+    paths: list[str] = field(default_factory=list[str])
 
     def has(self, *names: str) -> bool:
         return any(name in names for name, _ in self.options)

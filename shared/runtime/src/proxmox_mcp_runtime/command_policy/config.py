@@ -35,7 +35,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .builtin import BUILTIN_PROFILES
 from .checkers import CHECKERS
@@ -95,11 +95,24 @@ def _kind(kind: Any, where: str) -> str:
     return kind
 
 
+def _table(value: object) -> Mapping[Any, Any] | None:
+    """`value` as a TOML/JSON table (keys not yet checked), or None when it is not one."""
+    return cast(Mapping[Any, Any], value) if isinstance(value, Mapping) else None
+
+
+def _array(value: object) -> list[Any] | None:
+    """`value` as a TOML/JSON array (items not yet checked), or None when it is not one."""
+    return cast(list[Any], value) if isinstance(value, list) else None
+
+
 def _strings(value: Any, where: str) -> list[str]:
     if isinstance(value, str):
         return value.split()
-    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-        return list(value)
+    if isinstance(value, Sequence):
+        items = cast(Sequence[object], value)
+        strings = [item for item in items if isinstance(item, str)]
+        if len(strings) == len(items):
+            return strings
     raise ProfileConfigError(f"{where}: expected a list of strings")
 
 
@@ -123,7 +136,8 @@ def _options(names: list[str], where: str) -> frozenset[str]:
 
 
 def parse_rule(raw: Any, where: str) -> CommandRule:
-    if not isinstance(raw, Mapping):
+    raw = _table(raw)
+    if raw is None:
         raise ProfileConfigError(f"{where}: a rule must be a table")
     unknown = set(raw) - _RULE_KEYS
     if unknown:
@@ -132,8 +146,8 @@ def parse_rule(raw: Any, where: str) -> CommandRule:
     if not isinstance(program, str) or not _PROGRAM.fullmatch(program):
         raise ProfileConfigError(f"{where}.program: must be a bare program name (no path)")
     positionals = tuple(_kind(k, f"{where}.positionals") for k in _strings(raw.get("positionals", []), where))
-    options_raw = raw.get("options", {})
-    if not isinstance(options_raw, Mapping):
+    options_raw = _table(raw.get("options", {}))
+    if options_raw is None:
         raise ProfileConfigError(f"{where}.options: expected a table of option = value kind")
     options = {str(name): _kind(kind, f"{where}.options[{name!r}]") for name, kind in options_raw.items()}
     _options(list(options), f"{where}.options")
@@ -179,8 +193,8 @@ def _resolve(name: str, raw_profiles: Mapping[str, Any], done: dict[str, Profile
     if name in stack:
         raise ProfileConfigError(f"profiles.{name}: extends cycle {' -> '.join([*stack, name])}")
     where = f"profiles.{name}"
-    raw = raw_profiles[name]
-    if not isinstance(raw, Mapping):
+    raw = _table(raw_profiles[name])
+    if raw is None:
         raise ProfileConfigError(f"{where}: a profile must be a table")
     unknown = set(raw) - _PROFILE_KEYS
     if unknown:
@@ -190,8 +204,8 @@ def _resolve(name: str, raw_profiles: Mapping[str, Any], done: dict[str, Profile
         for p in _strings(raw.get("extends", []), where)
     ]
     inherited = list(merge_rules(*(p.rules for p in parents)))
-    removes = raw.get("remove", [])
-    if not isinstance(removes, list) or not all(isinstance(r, str) for r in removes):
+    removes = _array(raw.get("remove", []))
+    if removes is None or not all(isinstance(r, str) for r in removes):
         raise ProfileConfigError(f'{where}.remove: expected a list like ["qm reset", "pct"]')
     for entry in removes:
         words = tuple(entry.split())
@@ -200,8 +214,8 @@ def _resolve(name: str, raw_profiles: Mapping[str, Any], done: dict[str, Profile
         inherited = [
             r for r in inherited if not (r.program == words[0] and (len(words) == 1 or r.subcommand == words[1:]))
         ]
-    rules_raw = raw.get("rules", [])
-    if not isinstance(rules_raw, list):
+    rules_raw = _array(raw.get("rules", []))
+    if rules_raw is None:
         raise ProfileConfigError(f"{where}.rules: expected a list of rule tables")
     own = [parse_rule(item, f"{where}.rules[{index}]") for index, item in enumerate(rules_raw)]
     max_sleep = raw.get("max_sleep", 3600)
@@ -223,8 +237,9 @@ def _resolve(name: str, raw_profiles: Mapping[str, Any], done: dict[str, Profile
 
 def load_profiles(config: Mapping[str, Any]) -> dict[str, ProfileSpec]:
     """Parse profile definitions (the `[profiles]` table or its content). Raises ProfileConfigError."""
-    raw_profiles = config.get("profiles", config) if isinstance(config, Mapping) else None
-    if not isinstance(raw_profiles, Mapping):
+    top = _table(config)
+    raw_profiles = _table(top.get("profiles", top)) if top is not None else None
+    if raw_profiles is None:
         raise ProfileConfigError("profiles: expected a table of profile name = profile")
     done: dict[str, ProfileSpec] = {}
     for name in raw_profiles:

@@ -32,7 +32,7 @@ class ArgSpec:
     """Options without a value, exact spelling ("--all", "-h")."""
     short_flags: str = ""
     """Single letters that may be combined after one dash ("-la" = -l -a)."""
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict[str, str])
     """Options taking a value -> value kind. "-n" accepts "-n 5" and "-n5"; "--lines" accepts "--lines 5"
     and "--lines=5"."""
     attached_only: frozenset[str] = frozenset()

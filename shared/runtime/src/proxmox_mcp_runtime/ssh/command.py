@@ -68,7 +68,7 @@ def _send_while_open(channel: paramiko.Channel, message: Message | None) -> None
     with channel.lock:
         if channel.closed or message is None:
             return
-        channel.transport._send_user_message(message)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+        channel.transport._send_user_message(message)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue, reportUnknownMemberType]
 
 
 def send_signal(channel: paramiko.Channel, name: str) -> None:
@@ -87,8 +87,8 @@ def send_stdin_eof(channel: paramiko.Channel) -> None:
     with channel.lock:
         if channel.closed or channel.eof_sent:
             return
-        message: Message = channel._send_eof()  # pyright: ignore[reportAttributeAccessIssue]
-        channel.transport._send_user_message(message)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+        message: Message = channel._send_eof()  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+        channel.transport._send_user_message(message)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue, reportUnknownMemberType]
 
 
 def open_channel(transport: paramiko.Transport, timeout: float) -> paramiko.Channel:
@@ -232,7 +232,7 @@ def _collect(
 
 
 def _transport_alive(channel: paramiko.Channel) -> bool:
-    transport = channel.get_transport()
+    transport = channel.transport  # what get_transport() returns; None for a channel never opened
     return transport is not None and transport.is_active()
 
 
