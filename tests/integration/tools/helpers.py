@@ -54,7 +54,8 @@ class ToolsStack:
         return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
 
     def records(self, request_tool: str, **match: Any) -> list[dict[str, Any]]:
-        return [r for r in self.audit() if r.get("tool") == request_tool
+        """The records of calls of a tool (they carry the arguments; a task's later events do not)."""
+        return [r for r in self.audit() if r.get("tool") == request_tool and "arguments" in r
                 and all(r.get(k) == v for k, v in match.items())]
 
     def token(self, scope: Scope, **kwargs: Any) -> str:
