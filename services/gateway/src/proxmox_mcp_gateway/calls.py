@@ -188,7 +188,7 @@ class ToolExecutor:
                             await sec.confirm(spec, args, caller, decision)
                     if not spec.idempotent_call(args) and sec.audit is not None:
                         await sec.audit.append({**record, "event": "tool_call_started",
-                                                "decision": decision.as_record()})
+                                                "decision": self._decision_record(decision)})
                     dispatched = True
                     with tool_in_flight(spec.name):
                         result = await self.runner.run(CallRequest(
@@ -216,7 +216,7 @@ class ToolExecutor:
             raise
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):
-                await self._audit_cancelled(record, started, decision, dispatched, state)
+                await self._audit_cancelled(record, started, decision, state)
             raise
         except AuditError:
             raise ServiceFailure(ErrorCode.INTERNAL, "the audit log could not be written, so the call was not "
@@ -229,6 +229,10 @@ class ToolExecutor:
         await self._audit(record, started, decision, None, state=state)
         return clean
 
+    def _decision_record(self, decision: CallDecision) -> dict[str, Any]:
+        """The decision as audited: its argv is the command, which may carry a secret (password=...)."""
+        return self.security.redactor.redact_value(decision.as_record())
+
     def _as_granted(self, caller: Caller) -> Caller:
         """Workers see the scope the gateway granted (read-only mode lowers it), never more."""
         effective = self.security.access.effective_scope(caller)
@@ -236,22 +240,25 @@ class ToolExecutor:
 
     async def _audit_event(self, record: dict[str, Any], event: str, decision: CallDecision) -> None:
         if self.security.audit is not None:
-            await self.security.audit.append({**record, "event": event, "decision": decision.as_record()})
+            await self.security.audit.append({**record, "event": event, "decision": self._decision_record(decision)})
 
     async def _audit_cancelled(self, record: dict[str, Any], started: float, decision: CallDecision | None,
-                               dispatched: bool, state: CallState) -> None:
+                               state: CallState) -> None:
         """The record of a call the client gave up on. A task it started goes on in Proxmox: say which."""
         if state.waiting and state.upid:
             message = (f"cancelled by the client while waiting for task {state.upid}; the task goes on in Proxmox "
                        "(follow it with wait_task or task_status)")
-        elif dispatched:
+        elif state.sent and state.idempotency_key is not None:
+            message = ("cancelled by the client after the request went to the worker; the gateway saw it through "
+                       "and recorded its outcome under the idempotency key: a retry with the same key answers it")
+        elif state.sent:
             message = "cancelled by the client after the request went to the worker; its outcome is unknown"
         else:
             message = "cancelled by the client before anything was sent to a worker"
         entry: dict[str, Any] = {**record, "result": CANCELLED, "message": message,
                                  "duration_ms": round((time.monotonic() - started) * 1000, 2)}
         if decision is not None:
-            entry["decision"] = decision.as_record()
+            entry["decision"] = self._decision_record(decision)
         if state.upid:
             entry["upid"] = state.upid
         try:
@@ -270,7 +277,7 @@ class ToolExecutor:
         code, details = (error.code.value, error.details) if error else ("ok", {})
         try:
             if self.security.audit is not None:
-                entry = {**record, "decision": decision.as_record(), "result": code,
+                entry = {**record, "decision": self._decision_record(decision), "result": code,
                          "duration_ms": round(seconds * 1000, 2), **_outcome_fields(state)}
                 if error is not None:
                     entry["message"] = error.message

@@ -45,6 +45,8 @@ class CallState:
 
     upid: str | None = None
     waiting: bool = False
+    sent: bool = False
+    """The request went out to a worker (its outcome is then unknown to a call cut short)."""
     task_id: str | None = None
     idempotency_key: str | None = None
     replayed: bool = False
@@ -104,6 +106,7 @@ class CallRunner:
             return checked(spec, task.model_dump(mode="json"))
         key: str | None = getattr(args, "idempotency_key", None)
         if key is None or self.ledger is None or spec.idempotent_call(args):
+            state.sent = True
             return await self._after_request(call, state, await self._request(call), None)
         state.idempotency_key = key
         operation = {k: v for k, v in worker_payload(args, dict(spec.fixed)).items() if k not in WAIT_FIELDS}
@@ -115,7 +118,9 @@ class CallRunner:
         started: dict[str, Any] = {}
         try:
             # The client going away must not cut a claimed call in half: its outcome is what a retry answers.
+            # (No checkpoint lies between the claim and this scope, so a claimed key always gets its request.)
             with anyio.CancelScope(shield=True):
+                state.sent = True
                 started = await self._request(call)
         except ServiceFailure as exc:
             await self._record_failure(claimed, exc)

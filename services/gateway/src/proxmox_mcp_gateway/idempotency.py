@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import anyio
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
-from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, KvError, KvUnavailableError
+from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, KvError
 from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ class IdempotencyLedger:
                 fresh = KeyRecord(fingerprint=wanted, tool=tool, cluster=cluster, phase=Phase.PENDING,
                                   created_at=now, expires_at=now + self.retention)
                 try:
-                    revision = await bucket.create(skey, _dump(fresh))
+                    # Shielded: a claim written must be known to its caller (else it would block the key).
+                    with anyio.CancelScope(shield=True):
+                        revision = await bucket.create(skey, _dump(fresh))
                     return Claim(key, skey, revision, fresh)
                 except KeyExistsError:
                     pass
@@ -126,7 +129,8 @@ class IdempotencyLedger:
                 existing = _load(entry.value)
                 if existing is None or existing.expires_at <= now:
                     try:
-                        revision = await bucket.update(skey, _dump(fresh), revision=entry.revision)
+                        with anyio.CancelScope(shield=True):
+                            revision = await bucket.update(skey, _dump(fresh), revision=entry.revision)
                         return Claim(key, skey, revision, fresh)
                     except KeyExistsError:
                         continue
@@ -145,8 +149,6 @@ class IdempotencyLedger:
                         "then unknown); check the guest and its tasks before retrying with a new key",
                         retryable=True, details={"idempotency_key": key[:200]})
                 await asyncio.sleep(self.poll_interval)
-        except KvUnavailableError:
-            raise _unavailable() from None
         except KvError:
             raise _unavailable() from None
 
