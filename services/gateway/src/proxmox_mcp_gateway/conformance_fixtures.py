@@ -1,14 +1,14 @@
 """TEST ONLY (PMCP_CONFORMANCE_FIXTURES=true): the fixture tools the MCP conformance suite's 2026 scenarios call by
-name (greet, slow_compute, failing_job, protocol_error_job, test_tool_with_task, echo_region with an x-mcp-header
-parameter). They run in the gateway, reach no worker and no cluster, and their tasks go through the same task
-records, tasks/get and tasks/cancel as the Proxmox tools' tasks (source `fixture`: a task's state follows from its
-creation time). A deployment never sets the flag; the tools are not offered without it.
+name (greet, slow_compute, failing_job, protocol_error_job, test_tool_with_task, test_missing_capability, and
+echo_region with an x-mcp-header parameter). They run in the gateway, reach no worker and no cluster, and their
+tasks go through the same task records, tasks/get and tasks/cancel as the Proxmox tools' tasks (source `fixture`:
+a task's state follows from its creation time). A deployment never sets the flag; the tools are not offered
+without it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -44,6 +44,9 @@ DEFINITIONS: dict[str, types.Tool] = {
     "test_tool_with_task": types.Tool(name="test_tool_with_task", description="Conformance fixture: asks the "
                                       "user's name (input_required), then greets them in a task.",
                                       input_schema={**_OBJECT, "properties": {}}),
+    "test_missing_capability": types.Tool(
+        name="test_missing_capability", description="Conformance fixture: needs the client's sampling capability "
+        "(-32021 without it).", input_schema={**_OBJECT, "properties": {}}),
     "echo_region": types.Tool(
         name="echo_region", description="Conformance fixture: echoes a region mirrored in the Mcp-Param-Region "
         "header.", input_schema={**_OBJECT, "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
@@ -87,7 +90,7 @@ class FixtureTaskSource:
         return "cancelled"
 
 
-Respond = Callable[[], Awaitable[types.CallToolResult]]
+FixtureAnswer = types.CallToolResult | types.InputRequiredResult | dict[str, Any]
 
 
 class ConformanceFixtures:
@@ -101,10 +104,17 @@ class ConformanceFixtures:
         tool = DEFINITIONS.get(name)
         return None if tool is None else tool.input_schema
 
-    async def call(self, params: types.CallToolRequestParams, caller: Caller,
-                   as_task: bool) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
+    async def call(self, params: types.CallToolRequestParams, caller: Caller, as_task: bool,
+                   capabilities: types.ClientCapabilities | None) -> FixtureAnswer:
         """The fixture's answer: a result, an input_required round, or a task (CreateTaskResult on the wire)."""
         name, args = params.name, params.arguments or {}
+        if name == "test_missing_capability":
+            if capabilities is None or capabilities.sampling is None:
+                data = types.MissingRequiredClientCapabilityErrorData(
+                    required_capabilities=types.ClientCapabilities(sampling=types.SamplingCapability()))
+                raise MCPError(types.MISSING_REQUIRED_CLIENT_CAPABILITY, "Missing required client capability",
+                               data=data.model_dump(by_alias=True, mode="json", exclude_none=True))
+            return _text("the client declared sampling")
         if name == "greet":
             return _text(f"Hello, {args.get('name')}!")
         if name == "echo_region":

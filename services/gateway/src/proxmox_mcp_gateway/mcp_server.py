@@ -124,7 +124,7 @@ def build_mcp_server(executor: ToolExecutor, stdio_caller: Caller | None = None,
         caller = caller_of(ctx)
         as_task = client_takes_tasks(ctx)
         if fixtures is not None and fixtures.input_schema(params.name) is not None:
-            return await fixtures.call(params, caller, as_task)
+            return await fixtures.call(params, caller, as_task, ctx.session.client_capabilities)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
