@@ -29,8 +29,10 @@ INSTRUCTIONS = (
     "Operate Proxmox VE clusters. Prefer the typed tools (list_vms, vm_status, node_status, vm_action, "
     "list_tasks, list_storage, ...) over execute_command and proxmox_api. Every tool takes an optional cluster "
     "(see proxmox://clusters). Tools that start a Proxmox task return its UPID; pass wait=true to follow it to "
-    "the end, or call wait_task later. Destructive calls need the user's confirmation: the server asks through "
-    "the client when it can, otherwise ask the user yourself and pass confirm=true."
+    "the end (clients of the MCP tasks extension get a task), or call wait_task later. Destructive calls need the "
+    "user's confirmation: the server asks through the client when it can, otherwise ask the user yourself and "
+    "pass confirm=true. Give every change an idempotency_key (e.g. a UUID) and reuse it when you retry after an "
+    "error or a lost connection: the change is then never made twice."
 )
 
 _DEFINITIONS: dict[str, types.Tool] = {}
