@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import nats
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME, SSH_SERVICE_NAME
@@ -16,7 +17,9 @@ async def worker_requests(nats_url: str, subject_suffix: str = "") -> int:
         total = 0
         for service in (SSH_SERVICE_NAME, API_SERVICE_NAME):
             reply = await nc.request(f"$SRV.STATS.{service}", b"", timeout=5)
-            total += sum(int(e.get("num_requests", 0)) for e in json.loads(reply.data).get("endpoints") or []
+            stats: dict[str, Any] = json.loads(reply.data)
+            endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
+            total += sum(int(e.get("num_requests", 0)) for e in endpoints
                          if str(e.get("subject", "")).endswith(subject_suffix))
         return total
     finally:

@@ -143,15 +143,15 @@ async def test_streamed_responses_tell_proxies_not_to_buffer_in_both_eras(tools_
                                                                           mode: str) -> None:
     vm = tools_stack.first_guest("beta", "qemu", "stopped")
     seen: list[httpx2.Response] = []
-    progress: list[Any] = []
+    notes: list[Any] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(message)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        notes.append(message)
 
     async with _recording_client(tools_stack.gateway.url, tools_stack.gateway.token, mode, seen) as client:
         result = await client.call_tool("vm_action", {"vmid": vm["vmid"], "action": "start", "wait": True,
                                                       "cluster": "beta"}, progress_callback=on_progress)
-        assert not result.is_error and progress
+        assert not result.is_error and notes
     streamed = [r for r in seen if r.headers.get("content-type", "").startswith("text/event-stream")]
     assert streamed, [r.headers.get("content-type") for r in seen]
     assert all(r.headers.get("x-accel-buffering") == "no" for r in streamed)

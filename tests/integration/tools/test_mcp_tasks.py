@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, CallToolResult
@@ -179,10 +180,20 @@ async def test_wait_task_becomes_a_task_and_a_call_without_wait_answers_the_upid
         assert done.result is not None and done.result["structuredContent"]["exitstatus"] == "OK"
 
 
-async def _raw_post(stack: ToolsStack, body: dict[str, Any], headers: dict[str, str]) -> Any:
-    import httpx2
-
+async def _raw_post(stack: ToolsStack, body: dict[str, Any], headers: dict[str, str]) -> httpx2.Response:
     async with httpx2.AsyncClient(timeout=30) as http:
         return await http.post(stack.gateway.url, json=body, headers={
             "Authorization": f"Bearer {stack.gateway.token}", "Accept": "application/json, text/event-stream",
             "MCP-Protocol-Version": "2026-07-28", **headers})
+
+
+async def test_a_snapshot_with_wait_is_a_task_like_every_task_starting_tool(tools_stack: ToolsStack) -> None:
+    vm = tools_stack.first_guest("beta", "qemu", "stopped")
+    async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, extensions=[TasksClient()]) as client:
+        created = await call_for_task(client, "create_snapshot", {"vmid": vm["vmid"], "name": "t14snap",
+                                                                  "wait": True, "cluster": "beta"})
+        assert isinstance(created, CreateTaskResult)
+        done = await until_done(client.session, created.task_id)
+    assert done.status == "completed" and done.result is not None
+    structured = done.result["structuredContent"]
+    assert structured["snapshot"] == "t14snap" and structured["waited"] is True and structured["task"]["ok"] is True

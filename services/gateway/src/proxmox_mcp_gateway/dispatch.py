@@ -21,6 +21,7 @@ from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_runtime.kv import KvError
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import BaseModel, ValidationError
 
@@ -189,7 +190,7 @@ class CallRunner:
         if record.task_id is not None and self.tasks is not None and call.as_task:
             try:
                 found = await self.tasks.records.load(record.task_id)
-            except Exception:  # the store is away: answer as a call without tasks would
+            except KvError:  # the store is away: answer as a call without tasks would
                 found = None
             if found is not None and found[0].principal == call.caller.token_id:
                 state.task_id = record.task_id

@@ -116,6 +116,7 @@ class IdempotencyLedger:
                 now = self.clock()
                 fresh = KeyRecord(fingerprint=wanted, tool=tool, cluster=cluster, phase=Phase.PENDING,
                                   created_at=now, expires_at=now + self.retention)
+                revision = 0
                 try:
                     # Shielded: a claim written must be known to its caller (else it would block the key).
                     with anyio.CancelScope(shield=True):

@@ -43,6 +43,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _caller(scope: Scope) -> Caller | None:
+    """The caller BearerAuthMiddleware put in the request state (None: not authenticated)."""
+    state: dict[str, Any] = scope.get("state") or {}
+    caller = state.get(CALLER_STATE_KEY)
+    return caller if isinstance(caller, Caller) else None
+
+
 def refusal_body(failure: ServiceFailure) -> bytes:
     info = failure.info
     return json.dumps({"jsonrpc": "2.0", "id": None, "error": {
@@ -70,18 +77,17 @@ class RoutingHeaderGate:
         if _header(scope, _METHOD) != "tools/call":
             return None
         name = decode_header_value(_header(scope, _NAME))
-        caller = (scope.get("state") or {}).get(CALLER_STATE_KEY)
-        if not name or not isinstance(caller, Caller):
+        caller = _caller(scope)
+        if not name or caller is None:
             return None
         return self.admission(name, caller)
 
     async def _refuse(self, scope: Scope, send: Send, failure: ServiceFailure) -> None:
         info = failure.info
         if self.on_reject is not None:
-            caller = (scope.get("state") or {}).get(CALLER_STATE_KEY)
+            caller = _caller(scope)
             refused = info.model_copy(update={"details": {**info.details, "reason": "routing_header_refused"}})
-            await self.on_reject(scope, refused, client_address(scope),
-                                 caller.token_id if isinstance(caller, Caller) else None)
+            await self.on_reject(scope, refused, client_address(scope), caller.token_id if caller else None)
         body = refusal_body(failure)
         headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json"),
                                               (b"content-length", str(len(body)).encode()),
