@@ -136,3 +136,13 @@ async def test_a_refused_call_does_not_use_up_its_key(tools_stack: ToolsStack) -
         done = await call_ok(client, "vm_action", stop(vm["vmid"], key))
     [task] = stop_tasks(tools_stack, vm["vmid"])
     assert done["upid"] == task["upid"]
+
+
+async def test_rest_calls_honour_the_key_too(tools_stack: ToolsStack) -> None:
+    vm = tools_stack.first_guest("beta", "qemu", "running")
+    key = str(uuid.uuid4())
+    first = tools_stack.rest(tools_stack.gateway.token, "vm_action", stop(vm["vmid"], key))
+    again = tools_stack.rest(tools_stack.gateway.token, "vm_action", stop(vm["vmid"], key))
+    assert first.status_code == again.status_code == 200
+    assert first.json()["structuredContent"] == again.json()["structuredContent"]
+    assert len(stop_tasks(tools_stack, vm["vmid"])) == 1

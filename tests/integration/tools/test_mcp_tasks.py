@@ -11,10 +11,16 @@ from typing import Any
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, CallToolResult
+from mcp_types import (
+    HEADER_MISMATCH,
+    INVALID_PARAMS,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    CallToolResult,
+    InputRequiredResult,
+)
 from proxmox_mcp_contracts.envelope import Scope
 
-from tests.integration.tools.helpers import ToolsStack, call_ok
+from tests.integration.tools.helpers import Elicitor, ToolsStack, call_ok
 from tests.support.mcp_client import http_client
 from tests.support.mcp_tasks import (
     CreateTaskResult,
@@ -197,3 +203,23 @@ async def test_a_snapshot_with_wait_is_a_task_like_every_task_starting_tool(tool
     assert done.status == "completed" and done.result is not None
     structured = done.result["structuredContent"]
     assert structured["snapshot"] == "t14snap" and structured["waited"] is True and structured["task"]["ok"] is True
+
+
+async def test_a_destructive_call_is_confirmed_before_its_task_is_created(tools_stack: ToolsStack) -> None:
+    vm = tools_stack.first_guest("beta", "qemu", "running")
+    asked = Elicitor()
+    async with http_client(tools_stack.gateway.url, tools_stack.gateway.token, elicitation_callback=asked,
+                           extensions=[TasksClient()]) as client:
+        session = client.session
+        first = await session.call_tool("vm_action", {"vmid": vm["vmid"], "action": "stop", "wait": True,
+                                                      "cluster": "beta"}, allow_input_required=True,
+                                        allow_claimed=True)
+        assert isinstance(first, InputRequiredResult) and not hasattr(first, "task_id")
+        # The official client answers the question, retries, and resolves the task it then gets.
+        done = await client.call_tool("vm_action", {"vmid": vm["vmid"], "action": "stop", "wait": True,
+                                                    "cluster": "beta"})
+    assert asked.asked and not done.is_error and isinstance(done.structured_content, dict)
+    assert done.structured_content["task"]["ok"] is True
+    calls = [r for r in tools_stack.records("vm_action", event="tool_call", result="ok")
+             if r["arguments"]["vmid"] == vm["vmid"]]
+    assert calls[-1]["task_id"] and calls[-1]["decision"]["confirmation"] == "input_required"

@@ -13,7 +13,7 @@ from proxmox_mcp_contracts.subjects import ApiOp
 from proxmox_mcp_gateway.auth import Principal
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, TaskTicket, ToolExecutor
 from proxmox_mcp_gateway.task_records import TaskRecords, TaskStatus
-from proxmox_mcp_gateway.task_runs import TaskNotFound, TaskRuns
+from proxmox_mcp_gateway.task_runs import Opening, TaskNotFound, TaskRuns
 from proxmox_mcp_gateway.task_sources import PROXMOX, ProxmoxTaskSource
 from proxmox_mcp_gateway.tasks import TaskFollower
 from proxmox_mcp_runtime.kv import BucketSpec, KeyValueStore, KvUnavailableError
@@ -102,3 +102,19 @@ async def test_without_a_task_store_the_call_follows_its_task_itself(tmp_path: P
     bus = FakeBus(task_polls_running=1)
     result = await executor(None, bus).call_with_tasks("vm_action", START, OWNER, as_task=True)
     assert isinstance(result, dict) and result["waited"] is True and result["task"]["exitstatus"] == "OK"
+
+
+async def test_a_task_past_its_ttl_is_unknown(state: LocalState) -> None:
+    clock = [1000.0]
+
+    async def open_bucket(spec: BucketSpec) -> KeyValueStore:
+        return await state.bucket(spec)
+
+    runs = TaskRuns(TaskRecords(open_bucket, clock=lambda: clock[0]), {}, ttl=60, poll_interval_ms=200)
+    record = await runs.open(Opening(principal=OWNER.token_id, tool="wait_task", source=PROXMOX, message="x",
+                                     cluster="default", upid=UPID))
+    assert record.ttl_ms == 60_000
+    assert (await runs.cancel(record.task_id, OWNER)).status is TaskStatus.CANCELLED
+    clock[0] += 61
+    with pytest.raises(TaskNotFound):
+        await runs.get(record.task_id, OWNER)
