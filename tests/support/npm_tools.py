@@ -1,30 +1,29 @@
-"""Real MCP clients from the npm registry (conformance suite, Claude Code), installed once into a cache. Locally a
-missing npm or an unreachable registry skips; with PMCP_REQUIRE_BINARIES=1 (CI) it fails the test."""
+"""Real MCP clients from the npm registry (conformance suite, Claude Code), installed once into a cache."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from tests.support.procs import find_binary
+
 CACHE = Path(os.environ.get("PMCP_NPM_CACHE", Path.home() / ".cache" / "proxmox-mcp-tests" / "npm"))
 
 
 def _unavailable(reason: str) -> NoReturn:
+    """Skip locally; fail when CI sets PMCP_REQUIRE_BINARIES=1 (a missing tool must not pass as a skip)."""
     if os.environ.get("PMCP_REQUIRE_BINARIES") == "1":
-        pytest.fail(f"{reason} (PMCP_REQUIRE_BINARIES=1: npm packages are required)")
+        pytest.fail(reason)
     pytest.skip(reason)
 
 
 def npm_install(packages: list[str], name: str) -> Path:
-    """Install packages into CACHE/name (once); skip (fail in CI) when npm or the registry is unreachable."""
-    npm = shutil.which("npm")
-    if npm is None:
-        _unavailable("npm is not installed")
+    """Install packages into CACHE/name (once); skip with a reason when npm or the registry is unreachable."""
+    npm = find_binary("npm")
     prefix = CACHE / name
     marker = prefix / ".installed"
     wanted = " ".join(packages)
