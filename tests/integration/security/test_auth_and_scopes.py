@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_gateway.catalog import TOOLS
+from proxmox_mcp_gateway.routing_gate import REFUSED_BY_GATEWAY
 from proxmox_mcp_gateway.tokens import TokenStore
 
 from tests.integration.security.conftest import SecureStack
@@ -68,7 +70,7 @@ def test_an_expired_token_gets_401(stack: SecureStack) -> None:
 
 async def test_a_read_token_sees_no_exec_or_operate_tools_and_calls_to_them_are_refused(stack: SecureStack) -> None:
     token = stack.token(Scope.READ)
-    async with http_client(stack.gateway.url, token) as client:
+    async with http_client(stack.gateway.url, token, mode="legacy") as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert names == READ_TOOLS and {"list_vms", "vm_status", "node_status", "proxmox_api"} <= names
         result = await client.call_tool("execute_command", {"command": "uptime"})
@@ -77,6 +79,13 @@ async def test_a_read_token_sees_no_exec_or_operate_tools_and_calls_to_them_are_
         result = await client.call_tool("vm_action", {"vmid": 100, "action": "stop"})
         assert result.is_error and "needs scope operate" in result.content[0].text  # type: ignore[union-attr]
         assert not (await client.call_tool("list_vms", {})).is_error
+    async with http_client(stack.gateway.url, token) as modern:  # refused from Mcp-Name, before the body
+        assert {tool.name for tool in (await modern.list_tools()).tools} == names
+        with pytest.raises(MCPError) as refused:
+            await modern.call_tool("execute_command", {"command": "uptime"})
+        assert refused.value.error.code == REFUSED_BY_GATEWAY
+        assert isinstance(refused.value.error.data, dict) and refused.value.error.data["code"] == "permission_denied"
+        assert not (await modern.call_tool("list_vms", {})).is_error
     response = rest(stack, token, {"name": "execute_command", "arguments": {"command": "uptime"}})
     assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
     listed = rest(stack, token, {}, path="/api/mcp/tools/list").json()["tools"]
@@ -85,10 +94,13 @@ async def test_a_read_token_sees_no_exec_or_operate_tools_and_calls_to_them_are_
 
 async def test_a_token_allowlist_limits_even_an_admin_token(stack: SecureStack) -> None:
     token = stack.token(Scope.ADMIN, tools=["node_status"])
-    async with http_client(stack.gateway.url, token) as client:
+    async with http_client(stack.gateway.url, token, mode="legacy") as client:
         assert [tool.name for tool in (await client.list_tools()).tools] == ["node_status"]
         result = await client.call_tool("list_vms", {})
         assert result.is_error and "allowlist" in result.content[0].text  # type: ignore[union-attr]
+    async with http_client(stack.gateway.url, token) as modern:
+        with pytest.raises(MCPError, match="allowlist"):
+            await modern.call_tool("list_vms", {})
 
 
 @pytest.fixture(scope="module")

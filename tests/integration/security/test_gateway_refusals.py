@@ -11,8 +11,10 @@ from typing import Any
 import httpx2
 import nats
 import pytest
+from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME, SSH_SERVICE_NAME
+from proxmox_mcp_gateway.routing_gate import REFUSED_BY_GATEWAY
 
 from tests.integration.security.conftest import SecureStack
 from tests.support.mcp_client import http_client
@@ -50,7 +52,7 @@ def test_a_burst_past_the_token_limit_gets_429_with_retry_after_and_recovers(sta
 
 async def test_mcp_calls_past_the_limit_get_a_rate_limited_tool_error_with_retry_after(stack: SecureStack) -> None:
     token = stack.token(Scope.READ)
-    async with http_client(stack.gateway.url, token) as client:
+    async with http_client(stack.gateway.url, token, mode="legacy") as client:
         results = [await client.call_tool("node_status", {}) for _ in range(3)]  # per-tool limit: 2 per 6 s
         assert not results[0].is_error and not results[1].is_error
         limited = results[2]
@@ -64,6 +66,19 @@ async def test_mcp_calls_past_the_limit_get_a_rate_limited_tool_error_with_retry
             assert again.structured_content and again.structured_content["code"] == "rate_limited"
             await asyncio.sleep(0.05)
         assert not again.is_error
+
+
+async def test_a_2026_call_past_the_limit_is_refused_429_from_its_routing_header(stack: SecureStack) -> None:
+    token = stack.token(Scope.READ)
+    async with http_client(stack.gateway.url, token) as client:
+        for _ in range(2):  # per-tool limit: 2 per 6 s
+            assert not (await client.call_tool("node_status", {})).is_error
+        with pytest.raises(MCPError) as limited:
+            await client.call_tool("node_status", {})
+        error = limited.value.error
+        assert error.code == REFUSED_BY_GATEWAY and isinstance(error.data, dict)
+        assert error.data["code"] == "rate_limited" and 0 < error.data["details"]["retry_after"] <= 3.0
+        assert not (await client.call_tool("list_vms", {})).is_error  # other tools are not affected
 
 
 async def test_calls_past_the_concurrency_cap_are_refused(stack: SecureStack) -> None:

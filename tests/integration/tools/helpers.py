@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp_types as types
 from mcp import Client
+from mcp.client.session import ClientRequestContext
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_gateway.tokens import TokenStore
 
@@ -54,7 +56,8 @@ class ToolsStack:
         return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
 
     def records(self, request_tool: str, **match: Any) -> list[dict[str, Any]]:
-        return [r for r in self.audit() if r.get("tool") == request_tool
+        """The records of calls of a tool (they carry the arguments; a task's later events do not)."""
+        return [r for r in self.audit() if r.get("tool") == request_tool and "arguments" in r
                 and all(r.get(k) == v for k, v in match.items())]
 
     def token(self, scope: Scope, **kwargs: Any) -> str:
@@ -105,3 +108,19 @@ async def call_error(client: Client, name: str, args: dict[str, Any], **kwargs: 
 def guests(sim: SimClient, kind: str, status: str | None = None) -> list[dict[str, Any]]:
     return [g for g in sim.guests() if g["type"] == kind and not g.get("template")
             and (status is None or g["status"] == status)]
+
+
+class Elicitor:
+    """An elicitation callback that answers as told and remembers what it was asked."""
+
+    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
+        self.action = action
+        self.confirm = confirm
+        self.asked: list[str] = []
+
+    async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        assert params.requested_schema["properties"]["confirm"]["type"] == "boolean"
+        self.asked.append(params.message)
+        content = {"confirm": self.confirm} if self.action == "accept" else None
+        return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]

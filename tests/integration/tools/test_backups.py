@@ -10,6 +10,7 @@ from typing import Any
 
 import nats
 import pytest
+from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Caller, RequestEnvelope, Scope, decode_error
 from proxmox_mcp_contracts.subjects import ERROR_CODE_HEADER, ERROR_HEADER, ApiOp, api_subject
 
@@ -104,8 +105,12 @@ async def test_operate_scope_may_only_back_up_without_downtime_and_without_pruni
             assert code == "permission_denied" and "admin" in text, extra
         started = await call_ok(client, "backup_guest", {"vmid": vm["vmid"], "storage": "local"})
         assert started["upid"].startswith("UPID:") and started["task"] is None and started["remove"] is False
-        assert (await call_error(client, "restore_backup", {"volid": "local:backup/x.vma.zst",
-                                                            "confirm": True}))[0] == "permission_denied"
+        assert (await call_ok(client, "wait_task", {"upid": started["upid"]}))["ok"]  # its lock is gone again
+        # A 2026-era call names its tool in Mcp-Name, so the gateway refuses it before reading the body.
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("restore_backup", {"volid": "local:backup/x.vma.zst", "confirm": True})
+        assert isinstance(refused.value.error.data, dict)
+        assert refused.value.error.data["code"] == "permission_denied"
     async with http_client(tools_stack.gateway.url, tools_stack.gateway.token) as admin:
         code, text = await call_error(admin, "backup_guest", {"vmid": vm["vmid"], "mode": "stop"})
         assert code == "policy_denied" and "confirm" in text

@@ -8,29 +8,12 @@ from collections.abc import Iterator
 
 import mcp_types as types
 import pytest
-from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 from proxmox_mcp_contracts.envelope import Scope
 
-from tests.integration.tools.helpers import FAST, ToolsStack, call_error, call_ok
+from tests.integration.tools.helpers import FAST, Elicitor, ToolsStack, call_error, call_ok
 from tests.support.mcp_client import http_client
 from tests.support.services import GatewayProc, start_gateway, wait_ready, write_private
-
-
-class Elicitor:
-    """An elicitation callback that answers as told and remembers what it was asked."""
-
-    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
-        self.action = action
-        self.confirm = confirm
-        self.asked: list[str] = []
-
-    async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
-        assert isinstance(params, types.ElicitRequestFormParams)
-        assert params.requested_schema["properties"]["confirm"]["type"] == "boolean"
-        self.asked.append(params.message)
-        content = {"confirm": self.confirm} if self.action == "accept" else None
-        return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -128,6 +128,10 @@ CASES: dict[str, Case] = {
     "PMCP_SSH_LIVENESS_MISSES": Case(ALL, "4", "6", lambda b: b.worker.ssh_liveness_misses, 4, 6),
     "PMCP_REQUEST_STATE_KEY_FILE": Case(ALL, "{tmp}/file.key", "{tmp}/env.key",
                                         lambda b: b.gateway.request_state_key_file, "{tmp}/file.key", "{tmp}/env.key"),
+    "PMCP_TASK_TTL": Case(ALL, "700", "900", lambda b: b.gateway.task_ttl, 700.0, 900.0),
+    "PMCP_IDEMPOTENCY_TTL": Case(ALL, "70", "90", lambda b: b.gateway.idempotency_ttl, 70.0, 90.0),
+    "PMCP_IDEMPOTENCY_WAIT": Case(ALL, "7", "9", lambda b: b.gateway.idempotency_wait, 7.0, 9.0),
+    "PMCP_CONFORMANCE_FIXTURES": Case(ALL, "true", "false", lambda b: b.gateway.conformance_fixtures, True, False),
 }
 BASE_CLUSTER = {"SSH_HOST": "198.51.100.1", "PROXMOX_HOST": "198.51.100.2"}
 """Enough for `up` and `stdio` to have a cluster whatever variable a case leaves out."""

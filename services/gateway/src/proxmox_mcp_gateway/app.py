@@ -20,8 +20,10 @@ from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import BearerAuthMiddleware, TokenAuthenticator, TokenRecord, digest_secret
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
+from proxmox_mcp_gateway.conformance_fixtures import FIXTURE, ConformanceFixtures, FixtureTaskSource
 from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
 from proxmox_mcp_gateway.health import HealthMonitor
+from proxmox_mcp_gateway.idempotency import IdempotencyLedger
 from proxmox_mcp_gateway.jsonrpc_envelope import JsonRpcEnvelopeMiddleware
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.method_not_allowed import MethodNotAllowedFallback
@@ -33,8 +35,9 @@ from proxmox_mcp_gateway.metrics import (
     observe_nats_request,
     watch_gateway,
 )
-from proxmox_mcp_gateway.oauth.step_up import ScopeStepUpMiddleware
+from proxmox_mcp_gateway.oauth.step_up import ScopeChallenger, ScopeStepUpMiddleware
 from proxmox_mcp_gateway.rest import build_rest_router, error_response
+from proxmox_mcp_gateway.routing_gate import RoutingHeaderGate
 from proxmox_mcp_gateway.security import (
     audit_rejections,
     build_oauth,
@@ -45,6 +48,10 @@ from proxmox_mcp_gateway.security import (
 )
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.shared_state import SharedState, shared_state_for
+from proxmox_mcp_gateway.task_records import TaskRecords
+from proxmox_mcp_gateway.task_runs import TaskRuns, TaskSource
+from proxmox_mcp_gateway.task_sources import PROXMOX, ProxmoxTaskSource
+from proxmox_mcp_gateway.tasks import TaskFollower
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +91,32 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         default_cluster=clusters.default,
         clusters=clusters.known,
     )
-    executor = ToolExecutor(bus, limits, build_security(settings, observer=observe_call))
+    security = build_security(settings, observer=observe_call)
+    state = shared_state_for(settings, lambda: bus.nats_client)
+    follower = TaskFollower(bus, poll_interval=settings.task_poll_interval, api_timeout=settings.api_timeout,
+                            redactor=security.redactor)
+    sources: dict[str, TaskSource] = {PROXMOX: ProxmoxTaskSource(follower)}
+    if settings.conformance_fixtures:
+        log.warning("PMCP_CONFORMANCE_FIXTURES is set: the conformance suite's test tools are offered")
+        sources[FIXTURE] = FixtureTaskSource()
+    task_runs = TaskRuns(TaskRecords(state.bucket), sources, ttl=settings.task_ttl,
+                         poll_interval_ms=max(100, int(settings.task_poll_interval * 1000)), audit=security.audit,
+                         redactor=security.redactor)
+    ledger = IdempotencyLedger(state.bucket, retention=settings.idempotency_ttl, wait=settings.idempotency_wait)
+    executor = ToolExecutor(bus, limits, security, follower=follower, ledger=ledger, tasks=task_runs)
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
-    state = shared_state_for(settings, lambda: bus.nats_client)
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state)
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
+
+
+def fixtures_for(gateway: Gateway) -> ConformanceFixtures | None:
+    """The conformance suite's test-only tools, when PMCP_CONFORMANCE_FIXTURES asks for them."""
+    if not gateway.settings.conformance_fixtures:
+        return None
+    return ConformanceFixtures(gateway.executor.task_runs)
 
 
 def authenticator_from(settings: GatewaySettings) -> TokenAuthenticator:
@@ -133,7 +158,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
               authenticator: TokenAuthenticator | None = None) -> FastAPI:
     gw = gateway or build_gateway(settings)
     oauth = build_oauth(settings)
-    server = build_mcp_server(gw.executor, request_state_keys=request_state_keys(settings))
+    server = build_mcp_server(gw.executor, request_state_keys=request_state_keys(settings),
+                              fixtures=fixtures_for(gw))
     security = transport_security(settings)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
                                          max_request_body_size=settings.max_body_bytes)
@@ -191,14 +217,18 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     # fallback answers 405 for a known path asked with the wrong method, which the mount would otherwise take.
     app.mount("/", MethodNotAllowedFallback(mcp_app, routes=lambda: app.router.routes))
     # Starlette runs the middleware added last first: edge (address, allowlist, Host/Origin) -> bearer auth ->
-    # body cap -> OAuth step-up (a tool above the token's scope: 403 insufficient_scope) -> JSON-RPC envelope
-    # check -> routes. Unauthenticated clients are turned away before their body is read.
+    # routing headers (Mcp-Name: a tool this token may not call, a rate limit) -> body cap -> OAuth step-up (a
+    # tool above the token's scope: 403 insufficient_scope) -> JSON-RPC envelope check -> routes.
+    # Unauthenticated clients and refused tools are turned away before their body is read.
     on_reject = audit_rejections(gw.audit, on_refused=count_auth_failure)
     app.add_middleware(JsonRpcEnvelopeMiddleware, path="/mcp")
-    if oauth is not None:
-        app.add_middleware(ScopeStepUpMiddleware, oauth=oauth, read_only=settings.read_only,
-                           offered=settings.exposed_tools(), on_reject=on_reject)
+    challenger = None if oauth is None else ScopeChallenger(oauth, read_only=settings.read_only,
+                                                            offered=settings.exposed_tools(), on_reject=on_reject)
+    if challenger is not None:
+        app.add_middleware(ScopeStepUpMiddleware, challenger=challenger)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
+    app.add_middleware(RoutingHeaderGate, admission=gw.executor.admission, path="/mcp", on_reject=on_reject,
+                       step_up=challenger)
     app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
                        protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)
     app.add_middleware(EdgeMiddleware, policy=edge_policy(settings, security), on_reject=on_reject)

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from proxmox_mcp_contracts import tools as t
-from proxmox_mcp_contracts import tools_extra as x
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.trace import child_traceparent, trace_id_of
@@ -32,16 +30,18 @@ from pydantic import BaseModel, ValidationError
 from proxmox_mcp_gateway.access import AccessPolicy, CallDecision
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
 from proxmox_mcp_gateway.bus import WorkerBus
-from proxmox_mcp_gateway.catalog import TaskMode, ToolSpec
+from proxmox_mcp_gateway.catalog import ToolSpec
 from proxmox_mcp_gateway.clusters import ClusterNames
 from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending, bound_channel
+from proxmox_mcp_gateway.dispatch import CallRequest, CallRunner, CallState, DispatchLimits, TaskTicket, upid_of
+from proxmox_mcp_gateway.idempotency import IdempotencyLedger
 from proxmox_mcp_gateway.limits import CallLimiter
 from proxmox_mcp_gateway.metrics import CANCELLED, tool_in_flight
 from proxmox_mcp_gateway.oauth.principal import OAuthPrincipal
+from proxmox_mcp_gateway.task_runs import TaskRuns
 from proxmox_mcp_gateway.tasks import ProgressFn, TaskFollower
-from proxmox_mcp_gateway.tool_args import worker_payload
 
-__all__ = ["CallLimits", "CallSecurity", "CallState", "ConfirmHook", "ProgressFn", "ToolExecutor"]
+__all__ = ["CallLimits", "CallSecurity", "CallState", "ConfirmHook", "ProgressFn", "TaskTicket", "ToolExecutor"]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ class CallSecurity:
     observer: CallObserver | None = None
 
 
-@dataclass
-class CallState:
-    """What a call has set going, for the record of a call that ends early (cancelled)."""
-
-    upid: str | None = None
-    waiting: bool = False
-
-
 def parse_args(spec: ToolSpec, raw: dict[str, Any] | None) -> BaseModel:
     try:
         return spec.args_model.model_validate(raw or {})
@@ -96,19 +88,40 @@ def parse_args(spec: ToolSpec, raw: dict[str, Any] | None) -> BaseModel:
 
 
 class ToolExecutor:
-    def __init__(self, bus: WorkerBus, limits: CallLimits, security: CallSecurity | None = None) -> None:
+    def __init__(self, bus: WorkerBus, limits: CallLimits, security: CallSecurity | None = None, *,
+                 follower: TaskFollower | None = None, ledger: IdempotencyLedger | None = None,
+                 tasks: TaskRuns | None = None) -> None:
+        """ledger: idempotency keys are honoured (else ignored); tasks: long calls may become tasks."""
         self.bus = bus
         self.limits = limits
         self.security = security or CallSecurity()
         self.clusters = ClusterNames.of(limits.default_cluster, limits.clusters)
-        self.tasks = TaskFollower(bus, poll_interval=limits.task_poll_interval, api_timeout=limits.api_timeout,
-                                  redactor=self.security.redactor)
+        self.tasks = follower or TaskFollower(bus, poll_interval=limits.task_poll_interval,
+                                              api_timeout=limits.api_timeout, redactor=self.security.redactor)
+        self.task_runs = tasks
+        self.runner = CallRunner(bus, DispatchLimits(api_timeout=limits.api_timeout,
+                                                     max_command_timeout=limits.max_command_timeout,
+                                                     command_grace=limits.command_grace),
+                                 self.tasks, redactor=self.security.redactor, ledger=ledger, tasks=tasks)
 
     def visible_tools(self, caller: Caller) -> list[ToolSpec]:
         return self.security.access.visible_tools(caller)
 
     def lookup(self, name: str, caller: Caller) -> ToolSpec:
         return self.security.access.lookup(name, caller)
+
+    def admission(self, name: str, caller: Caller) -> ServiceFailure | None:
+        """Why a call of tool `name` would be refused before its arguments are even read (the token may not call
+        the tool, or a rate limit is reached), or None. Nothing is consumed: the call itself checks again. An
+        unknown name is None: the body decides (the SDK answers a header/body mismatch, the call an unknown tool)."""
+        sec = self.security
+        try:
+            sec.access.lookup(name, caller)
+        except ServiceFailure as exc:
+            return None if exc.code is ErrorCode.INVALID_ARGUMENT else exc
+        if sec.limiter is not None:
+            return sec.limiter.refusal(caller.token_id, name)
+        return None
 
     async def call(
         self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None = None,
@@ -121,17 +134,31 @@ class ToolExecutor:
         any_offered: also tools the exposure profile leaves out (resource reads).
         traceparent: the client's trace context; the call joins that trace (else it starts one).
         ConfirmationPending propagates: the front end asks through its protocol and the call is made again."""
+        result = await self.call_with_tasks(name, raw_args, caller, progress, transport=transport,
+                                            request_id=request_id, confirmation=confirmation,
+                                            any_offered=any_offered, traceparent=traceparent)
+        assert isinstance(result, dict)
+        return result
+
+    async def call_with_tasks(
+        self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None = None,
+        *, transport: str = "internal", request_id: str | None = None,
+        confirmation: ConfirmationChannel | None = None, any_offered: bool = False, traceparent: str | None = None,
+        as_task: bool = False,
+    ) -> dict[str, Any] | TaskTicket:
+        """call(), for a front end whose client may take a task for long work (as_task: the 2026 tasks
+        extension): a TaskTicket instead of the result when the call became a task."""
         own = child_traceparent(traceparent)
         request_id = request_id or uuid.uuid4().hex
         with log_context(request_id=request_id, trace_id=trace_id_of(own)):
             return await self._call(name, raw_args, caller, progress, transport, request_id, confirmation,
-                                    any_offered, own)
+                                    any_offered, own, as_task)
 
     async def _call(
         self, name: str, raw_args: dict[str, Any] | None, caller: Caller, progress: ProgressFn | None,
         transport: str, request_id: str, confirmation: ConfirmationChannel | None, any_offered: bool,
-        traceparent: str,
-    ) -> dict[str, Any]:
+        traceparent: str, as_task: bool,
+    ) -> dict[str, Any] | TaskTicket:
         sec = self.security
         started = time.monotonic()
         record: dict[str, Any] = {
@@ -155,17 +182,22 @@ class ToolExecutor:
                     args = parse_args(spec, raw_args)
                     cluster = self.clusters.resolve(getattr(args, "cluster", None))
                     record["cluster"] = cluster
+                    key = getattr(args, "idempotency_key", None)
+                    if key is not None:
+                        record["idempotency_key"] = sec.redactor.redact_text(key)
                     decision = sec.access.authorize(spec, args, caller)
                     if decision.destructive and sec.confirm is not None:
                         with bound_channel(confirmation):
                             await sec.confirm(spec, args, caller, decision)
                     if not spec.idempotent_call(args) and sec.audit is not None:
                         await sec.audit.append({**record, "event": "tool_call_started",
-                                                "decision": decision.as_record()})
+                                                "decision": self._decision_record(decision)})
                     dispatched = True
                     with tool_in_flight(spec.name):
-                        result = await self._dispatch(spec, args, caller, cluster, progress,
-                                                     request_id, traceparent, state)
+                        result = await self.runner.run(CallRequest(
+                            spec=spec, args=args, caller=self._as_granted(caller), cluster=cluster,
+                            request_id=request_id, traceparent=traceparent, progress=progress, as_task=as_task),
+                            state)
             except ServiceFailure as exc:
                 raise self._clean(exc) from None
             except (AuditError, ConfirmationPending, asyncio.CancelledError):
@@ -179,7 +211,7 @@ class ToolExecutor:
                 decision = decision or CallDecision(allowed=False, reason="")
                 decision.allowed, decision.reason = False, failure.info.message
             assert decision is not None
-            await self._audit(record, started, decision, failure.info, denied=not dispatched, upid=state.upid)
+            await self._audit(record, started, decision, failure.info, denied=not dispatched, state=state)
             raise
         except ConfirmationPending:
             assert decision is not None
@@ -187,33 +219,49 @@ class ToolExecutor:
             raise
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):
-                await self._audit_cancelled(record, started, decision, dispatched, state)
+                await self._audit_cancelled(record, started, decision, state)
             raise
         except AuditError:
             raise ServiceFailure(ErrorCode.INTERNAL, "the audit log could not be written, so the call was not "
                                  "performed; an operator must fix the audit log") from None
+        if isinstance(result, TaskTicket):
+            await self._audit(record, started, decision, None, state=state)
+            return result
         clean = sec.redactor.redact_value(result)
-        await self._audit(record, started, decision, None, upid=_upid_of(clean))
+        state.upid = state.upid or upid_of(clean)
+        await self._audit(record, started, decision, None, state=state)
         return clean
+
+    def _decision_record(self, decision: CallDecision) -> dict[str, Any]:
+        """The decision as audited: its argv is the command, which may carry a secret (password=...)."""
+        return self.security.redactor.redact_value(decision.as_record())
+
+    def _as_granted(self, caller: Caller) -> Caller:
+        """Workers see the scope the gateway granted (read-only mode lowers it), never more."""
+        effective = self.security.access.effective_scope(caller)
+        return caller if effective is caller.scope else caller.model_copy(update={"scope": effective})
 
     async def _audit_event(self, record: dict[str, Any], event: str, decision: CallDecision) -> None:
         if self.security.audit is not None:
-            await self.security.audit.append({**record, "event": event, "decision": decision.as_record()})
+            await self.security.audit.append({**record, "event": event, "decision": self._decision_record(decision)})
 
     async def _audit_cancelled(self, record: dict[str, Any], started: float, decision: CallDecision | None,
-                               dispatched: bool, state: CallState) -> None:
+                               state: CallState) -> None:
         """The record of a call the client gave up on. A task it started goes on in Proxmox: say which."""
         if state.waiting and state.upid:
             message = (f"cancelled by the client while waiting for task {state.upid}; the task goes on in Proxmox "
                        "(follow it with wait_task or task_status)")
-        elif dispatched:
+        elif state.sent and state.idempotency_key is not None:
+            message = ("cancelled by the client after the request went to the worker; the gateway saw it through "
+                       "and recorded its outcome under the idempotency key: a retry with the same key answers it")
+        elif state.sent:
             message = "cancelled by the client after the request went to the worker; its outcome is unknown"
         else:
             message = "cancelled by the client before anything was sent to a worker"
         entry: dict[str, Any] = {**record, "result": CANCELLED, "message": message,
                                  "duration_ms": round((time.monotonic() - started) * 1000, 2)}
         if decision is not None:
-            entry["decision"] = decision.as_record()
+            entry["decision"] = self._decision_record(decision)
         if state.upid:
             entry["upid"] = state.upid
         try:
@@ -227,17 +275,15 @@ class ToolExecutor:
                     self.security.observer(record["tool"], CANCELLED, time.monotonic() - started, {})
 
     async def _audit(self, record: dict[str, Any], started: float, decision: CallDecision, error: ErrorInfo | None,
-                     *, denied: bool = False, upid: str | None = None) -> None:
+                     *, state: CallState, denied: bool = False) -> None:
         seconds = time.monotonic() - started
         code, details = (error.code.value, error.details) if error else ("ok", {})
         try:
             if self.security.audit is not None:
-                entry = {**record, "decision": decision.as_record(), "result": code,
-                         "duration_ms": round(seconds * 1000, 2)}
+                entry = {**record, "decision": self._decision_record(decision), "result": code,
+                         "duration_ms": round(seconds * 1000, 2), **_outcome_fields(state)}
                 if error is not None:
                     entry["message"] = error.message
-                if upid:
-                    entry["upid"] = upid
                 await self.security.audit.append(entry)
         except AuditError:
             code, details = ErrorCode.INTERNAL.value, {}
@@ -254,70 +300,14 @@ class ToolExecutor:
         return ServiceFailure(info.code, self.security.redactor.sanitize_error(info.message),
                               retryable=info.retryable, details=self.security.redactor.redact_value(info.details))
 
-    async def _dispatch(self, spec: ToolSpec, args: BaseModel, caller: Caller, cluster: str,
-                        progress: ProgressFn | None, request_id: str, traceparent: str,
-                        state: CallState) -> dict[str, Any]:
-        # Workers see the scope the gateway granted (read-only mode lowers it), never more.
-        effective = self.security.access.effective_scope(caller)
-        caller = caller if effective is caller.scope else caller.model_copy(update={"scope": effective})
-        if spec.task is TaskMode.FOLLOWS:
-            assert isinstance(args, x.WaitTaskArgs)
-            state.upid = args.upid
-            state.waiting = True
-            task = await self.tasks.follow(args.upid, cluster, caller, timeout=args.timeout, progress=progress,
-                                           traceparent=traceparent)
-            return _checked(spec, task.model_dump(mode="json"))
-        if isinstance(args, t.ExecuteCommandArgs):
-            args.timeout = min(args.timeout, self.limits.max_command_timeout)
-            deadline = time.time() + args.timeout + self.limits.command_grace
-        elif isinstance(args, x.ContainerExecArgs | x.GuestExecArgs):
-            args.timeout = min(args.timeout, self.limits.max_command_timeout)
-            deadline = time.time() + max(args.timeout + self.limits.command_grace, self.limits.api_timeout)
-        else:
-            deadline = time.time() + self.limits.api_timeout
-        result = await self.bus.call(
-            spec.kind, spec.op, worker_payload(args, dict(spec.fixed)), cluster=cluster, caller=caller,
-            deadline=deadline, idempotent=spec.idempotent_call(args), request_id=request_id, traceparent=traceparent,
-        )
-        if spec.task is TaskMode.STARTS and getattr(args, "wait", False):
-            result = await self._wait_for_task(result, args, caller, cluster, progress, traceparent, state)
-        return _checked(spec, result)
 
-    async def _wait_for_task(
-        self, started: dict[str, Any], args: BaseModel, caller: Caller, cluster: str,
-        progress: ProgressFn | None, traceparent: str, state: CallState,
-    ) -> dict[str, Any]:
-        """Follow the task a tool started (its result names upid and node) and put the finished task into it."""
-        upid = started.get("upid")
-        if not isinstance(upid, str):
-            raise ServiceFailure(ErrorCode.INTERNAL, "the worker started a task but sent no task id")
-        state.upid = upid
-        state.waiting = True
-        timeout = float(getattr(args, "wait_timeout", 300))
-        try:
-            task = await self.tasks.follow(upid, cluster, caller, timeout=timeout, progress=progress,
-                                           traceparent=traceparent)
-        except ServiceFailure as exc:
-            if exc.code is ErrorCode.TIMEOUT:
-                raise
-            raise ServiceFailure(exc.code, f"{exc.info.message} (while following task {upid}, which was started "
-                                 "and goes on in Proxmox)", retryable=False, details={**exc.info.details,
-                                                                                      "upid": upid}) from None
-        return {**started, "task": task.model_dump(mode="json"), "waited": True}
-
-
-def _upid_of(result: dict[str, Any]) -> str | None:
-    upid = result.get("upid")
-    if isinstance(upid, str):
-        return upid
-    data = result.get("data")
-    if isinstance(data, str) and data.startswith("UPID:"):
-        return data
-    return None
-
-
-def _checked(spec: ToolSpec, result: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return spec.result_model.model_validate(result).model_dump(mode="json")
-    except ValidationError:
-        raise ServiceFailure(ErrorCode.INTERNAL, f"the worker's {spec.name} result did not match its schema") from None
+def _outcome_fields(state: CallState) -> dict[str, Any]:
+    """What the call set going, for its audit record: the Proxmox task, the MCP task, a replayed answer."""
+    fields: dict[str, Any] = {}
+    if state.upid:
+        fields["upid"] = state.upid
+    if state.task_id:
+        fields["task_id"] = state.task_id
+    if state.replayed:
+        fields["idempotent_replay"] = True
+    return fields

@@ -107,19 +107,31 @@ class CallLimiter:
             bucket = self._buckets[key] = TokenBucket(spec, self.clock)
         return bucket
 
+    def refusal(self, token_id: str, tool: str) -> ServiceFailure | None:
+        """What check_rate would raise now, without taking from any bucket (the check before a body is read)."""
+        for bucket, what, limit in self._checks(token_id, tool):
+            wait = bucket.wait_time()
+            if wait > 0:
+                return rate_limited(f"{what} is reached", wait, limit)
+        return None
+
     def check_rate(self, token_id: str, tool: str) -> None:
-        checks: list[tuple[TokenBucket, str, str]] = []
-        if self.per_token is not None:
-            checks.append((self._bucket((token_id, ""), self.per_token), "this token's call rate limit", "token"))
-        tool_spec = self.per_tool.get(tool)
-        if tool_spec is not None:
-            checks.append((self._bucket((token_id, tool), tool_spec), f"this token's rate limit for {tool}", "tool"))
+        checks = self._checks(token_id, tool)
         for bucket, what, limit in checks:
             wait = bucket.wait_time()
             if wait > 0:
                 raise rate_limited(f"{what} is reached", wait, limit)
         for bucket, _, _ in checks:
             bucket.take()
+
+    def _checks(self, token_id: str, tool: str) -> list[tuple[TokenBucket, str, str]]:
+        checks: list[tuple[TokenBucket, str, str]] = []
+        if self.per_token is not None:
+            checks.append((self._bucket((token_id, ""), self.per_token), "this token's call rate limit", "token"))
+        tool_spec = self.per_tool.get(tool)
+        if tool_spec is not None:
+            checks.append((self._bucket((token_id, tool), tool_spec), f"this token's rate limit for {tool}", "tool"))
+        return checks
 
     @contextlib.contextmanager
     def running(self, token_id: str) -> Generator[None, None, None]:

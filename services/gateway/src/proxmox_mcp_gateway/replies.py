@@ -12,6 +12,7 @@ from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME
 from proxmox_mcp_gateway.confirm import ConfirmationPending
+from proxmox_mcp_gateway.dispatch import TaskTicket
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,11 @@ class ReplyForm(Generic[ReplyT]):
     pending: Callable[[str], ReplyT] | None = None
     """The question of a confirmation asked through the protocol (MCP's input_required); None: the front end
     cannot ask, so the executor never raises ConfirmationPending for it."""
+    task: Callable[[TaskTicket], ReplyT] | None = None
+    """The task a long call became (MCP's tasks extension); None: the front end never asks for tasks."""
 
 
-async def reply_to_call(name: str, call: Awaitable[dict[str, Any]], form: ReplyForm[ReplyT]) -> ReplyT:
+async def reply_to_call(name: str, call: Awaitable[dict[str, Any] | TaskTicket], form: ReplyForm[ReplyT]) -> ReplyT:
     """Await the executor's call of tool `name` and write what came of it in `form`."""
     try:
         result = await call
@@ -45,6 +48,10 @@ async def reply_to_call(name: str, call: Awaitable[dict[str, Any]], form: ReplyF
         return form.error(exc.info)
     except Exception as exc:
         return _unexpected(name, exc, form)
+    if isinstance(result, TaskTicket):
+        if form.task is None:
+            return _unexpected(name, TypeError("a task for a front end without tasks"), form)
+        return form.task(result)
     return form.result(result, TOOLS_BY_NAME[name].render(result))
 
 

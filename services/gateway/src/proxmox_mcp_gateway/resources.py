@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import mcp_types as types
@@ -81,6 +81,26 @@ def list_templates() -> list[types.ResourceTemplate]:
             for name, template, desc in TEMPLATES]
 
 
+FRESHNESS_MS: dict[str, int] = {
+    "vm_status": 5_000,
+    "task_status": 2_000,
+    "list_vms": 10_000,
+    "node_status": 30_000,
+}
+"""How long a read stays fresh: a guest's or a task's status changes within seconds, the node list seldom."""
+STATIC_MS = 3_600_000
+"""The help texts and the cluster names change only with a new server version or configuration."""
+
+
+def freshness(uri: str) -> tuple[int, Literal["public", "private"]]:
+    """(ttlMs, cacheScope) of a resource read. Reads of cluster state are private: what a token may read depends
+    on the token (its tool allowlist), so a shared cache must not hand one caller's read to another."""
+    if uri in STATIC_RESOURCES or uri == "proxmox://clusters":
+        return STATIC_MS, "public"
+    route = _route(uri)
+    return (FRESHNESS_MS.get(route[0], 0) if route else 0), "private"
+
+
 def _route(uri: str) -> tuple[str, dict[str, Any]] | None:
     """(tool, arguments) that answer a resource URI, or None for an unknown URI."""
     if uri == "proxmox://nodes":
@@ -106,9 +126,10 @@ def _route(uri: str) -> tuple[str, dict[str, Any]] | None:
 
 async def read_resource(executor: ToolExecutor, uri: str, caller: Caller, transport: str,
                         traceparent: str | None = None) -> types.ReadResourceResult:
+    ttl_ms, scope = freshness(uri)
     if uri in STATIC_RESOURCES:
         return types.ReadResourceResult(contents=[types.TextResourceContents(
-            uri=uri, mime_type="text/plain", text=STATIC_RESOURCES[uri][2])])
+            uri=uri, mime_type="text/plain", text=STATIC_RESOURCES[uri][2])], ttl_ms=ttl_ms, cache_scope=scope)
     if uri == "proxmox://clusters":
         clusters = executor.clusters
         data: Any = {"default": clusters.default, "clusters": [
@@ -128,7 +149,7 @@ async def read_resource(executor: ToolExecutor, uri: str, caller: Caller, transp
                 exc.code, types.INVALID_PARAMS)
             raise MCPError(code, exc.info.as_text()) from None
     return types.ReadResourceResult(contents=[types.TextResourceContents(
-        uri=uri, mime_type=JSON, text=json.dumps(data, sort_keys=True))])
+        uri=uri, mime_type=JSON, text=json.dumps(data, sort_keys=True))], ttl_ms=ttl_ms, cache_scope=scope)
 
 
 def _read_only(caller: Caller) -> Caller:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxmox_mcp_gateway.catalog import PROFILE_NAMES, exposed_tools
 from proxmox_mcp_gateway.clusters import ClusterNames, names_from_config_file
+from proxmox_mcp_gateway.idempotency import MAX_IDEMPOTENCY_TTL
 from proxmox_mcp_gateway.limits import RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.oauth.config import (
     ASYMMETRIC_ALGORITHMS,
@@ -20,6 +21,7 @@ from proxmox_mcp_gateway.oauth.config import (
     check_url,
     parse_grants,
 )
+from proxmox_mcp_gateway.task_records import MAX_TASK_TTL
 from proxmox_mcp_gateway.tokens import default_state_dir
 
 CommaList = Annotated[list[str], NoDecode]
@@ -133,6 +135,15 @@ class GatewaySettings(BaseSettings):
             raise ValueError("PMCP_OAUTH_ISSUER is set, so PMCP_OAUTH_RESOURCE must name this server's canonical "
                              "MCP URL (the audience of its tokens)")
         return self
+    # --- tasks, idempotency keys (issue 14) ---
+    task_ttl: float = Field(default=3600.0, ge=10, le=MAX_TASK_TTL, description="Seconds a task record of the "
+                            "2026 tasks extension stays readable with tasks/get after it was created")
+    idempotency_ttl: float = Field(default=600.0, ge=10, le=MAX_IDEMPOTENCY_TTL, description="Seconds an "
+                                   "idempotency key is remembered (its first call's result replayed)")
+    idempotency_wait: float = Field(default=60.0, gt=0, description="Seconds a call with a key waits for an "
+                                    "earlier call with the same key that is still running")
+    conformance_fixtures: bool = Field(default=False, description="TEST ONLY: adds the MCP conformance suite's "
+                                       "fixture tools (greet, slow_compute, ...); never in a deployment")
 
     @field_validator("allowed_hosts", "allowed_origins", "allowed_cidrs", "trusted_proxies", "tools", "clusters",
                      "oauth_algorithms", mode="before")

@@ -9,7 +9,7 @@ from mcp.server.stdio import stdio_server
 from proxmox_mcp_contracts.envelope import Caller
 from proxmox_mcp_contracts.subjects import WorkerKind
 
-from proxmox_mcp_gateway.app import build_gateway
+from proxmox_mcp_gateway.app import build_gateway, fixtures_for
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.settings import GatewaySettings
 
@@ -18,7 +18,7 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
     """Serve MCP on stdin/stdout; optionally wait (up to wait_for_workers s) until both worker kinds answer."""
     gateway = build_gateway(settings)
     caller = Caller(token_id="stdio", scope=settings.stdio_scope, command_profile=settings.stdio_profile)
-    server = build_mcp_server(gateway.executor, stdio_caller=caller)
+    server = build_mcp_server(gateway.executor, stdio_caller=caller, fixtures=fixtures_for(gateway))
     await gateway.bus.connect()
     deadline = time.monotonic() + wait_for_workers
     while time.monotonic() < deadline:
@@ -30,6 +30,7 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        await gateway.state.close()
         await gateway.bus.close()
 
 

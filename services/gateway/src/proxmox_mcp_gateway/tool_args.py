@@ -1,5 +1,5 @@
-"""The argument models clients see: the workers' models plus what only the gateway reads (cluster, confirm),
-and the container variants of the guest tools. Gateway-only fields never travel to a worker."""
+"""The argument models clients see: the workers' models plus what only the gateway reads (cluster, confirm,
+idempotency_key), and the container variants of the guest tools. Gateway-only fields never travel to a worker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts import tools_extra as x
 from pydantic import BaseModel, ConfigDict, Field
 
-GATEWAY_ONLY_FIELDS = frozenset({"cluster", "confirm"})
+GATEWAY_ONLY_FIELDS = frozenset({"cluster", "confirm", "idempotency_key"})
 """Read by the gateway and removed before the request goes to a worker."""
 
 ContainerActionName = Literal["start", "stop", "shutdown", "restart", "reboot", "suspend", "resume"]
@@ -31,6 +31,15 @@ class ConfirmArg(BaseModel):
     )
 
 
+class IdempotencyArg(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="Makes a retry safe: a repeated call with the same key (from the same token, within minutes) "
+        "and the same arguments returns the first call's result, task or error and never does the work twice; "
+        "the same key with other arguments is refused (conflict). Use a new key (e.g. a UUID) per operation.",
+    )
+
+
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,7 +47,7 @@ class _Args(BaseModel):
 # --- the original six --------------------------------------------------------------------------------------------
 
 
-class ExecuteCommandToolArgs(ClusterArg, ConfirmArg, t.ExecuteCommandArgs):
+class ExecuteCommandToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, t.ExecuteCommandArgs):
     pass
 
 
@@ -50,7 +59,7 @@ class VmStatusToolArgs(ClusterArg, t.VmStatusArgs):
     pass
 
 
-class VmActionToolArgs(ClusterArg, ConfirmArg, t.VmActionArgs):
+class VmActionToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, t.VmActionArgs):
     pass
 
 
@@ -58,7 +67,7 @@ class NodeStatusToolArgs(ClusterArg, t.NodeStatusArgs):
     pass
 
 
-class ProxmoxApiToolArgs(ClusterArg, ConfirmArg, t.ProxmoxApiArgs):
+class ProxmoxApiToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, t.ProxmoxApiArgs):
     pass
 
 
@@ -93,7 +102,7 @@ class ContainerStatusArgs(ClusterArg, _ContainerStatus):
     pass
 
 
-class ContainerActionArgs(ClusterArg, ConfirmArg, _ContainerAction):
+class ContainerActionArgs(ClusterArg, ConfirmArg, IdempotencyArg, _ContainerAction):
     pass
 
 
@@ -104,15 +113,15 @@ class ListSnapshotsToolArgs(ClusterArg, x.ListSnapshotsArgs):
     pass
 
 
-class CreateSnapshotToolArgs(ClusterArg, x.SnapshotCreateArgs):
+class CreateSnapshotToolArgs(ClusterArg, IdempotencyArg, x.SnapshotCreateArgs):
     pass
 
 
-class DeleteSnapshotToolArgs(ClusterArg, ConfirmArg, x.SnapshotDeleteArgs):
+class DeleteSnapshotToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, x.SnapshotDeleteArgs):
     pass
 
 
-class RollbackSnapshotToolArgs(ClusterArg, ConfirmArg, x.SnapshotRollbackArgs):
+class RollbackSnapshotToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, x.SnapshotRollbackArgs):
     pass
 
 
@@ -152,11 +161,11 @@ class NodeNetworkToolArgs(ClusterArg, x.NodeNetworkArgs):
     pass
 
 
-class GuestExecToolArgs(ClusterArg, ConfirmArg, x.GuestExecArgs):
+class GuestExecToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, x.GuestExecArgs):
     pass
 
 
-class ContainerExecToolArgs(ClusterArg, ConfirmArg, x.ContainerExecArgs):
+class ContainerExecToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, x.ContainerExecArgs):
     pass
 
 
@@ -175,11 +184,11 @@ class BackupJobsToolArgs(ClusterArg, b.BackupJobsArgs):
     pass
 
 
-class BackupGuestToolArgs(ClusterArg, ConfirmArg, b.BackupGuestArgs):
+class BackupGuestToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, b.BackupGuestArgs):
     pass
 
 
-class RestoreBackupToolArgs(ClusterArg, ConfirmArg, b.RestoreBackupArgs):
+class RestoreBackupToolArgs(ClusterArg, ConfirmArg, IdempotencyArg, b.RestoreBackupArgs):
     pass
 
 

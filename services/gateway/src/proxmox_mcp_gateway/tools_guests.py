@@ -20,7 +20,9 @@ READ = Annotations(read_only=True, destructive=False, idempotent=True)
 LXC = MappingProxyType({"type": "lxc"})
 _WAIT = ("Returns the Proxmox task id (UPID) at once; with wait=true it follows the task to its end (progress "
          "notifications while waiting; cancelling stops the wait, not the task) and returns its exit status and "
-         "log tail.")
+         "log tail. Clients of the MCP tasks extension get a task for wait=true instead: tasks/get follows it, and "
+         "tasks/cancel stops the following only (the Proxmox task goes on). A retry with the same idempotency_key "
+         "never starts a second task.")
 _CONFIRM = "Needs confirmation: the user is asked when the client supports it, otherwise pass confirm=true."
 
 ORIGINAL_TOOLS: tuple[ToolSpec, ...] = (

@@ -89,7 +89,8 @@ TASK_TOOLS: tuple[ToolSpec, ...] = (
         title="Wait for a task to finish",
         description="Follow a task (by UPID) until it ends or timeout seconds pass, with progress notifications "
         "(status and latest log line) while waiting; returns its exit status and log tail. Cancelling stops the "
-        "wait, not the task. Use it after a tool returned a UPID without wait.",
+        "wait, not the task. Clients of the MCP tasks extension get a task to follow with tasks/get (tasks/cancel "
+        "stops the following, not the Proxmox task). Use it after a tool returned a UPID without wait.",
         args_model=a.WaitTaskToolArgs,
         result_model=t.TaskResult,
         kind=WorkerKind.API,

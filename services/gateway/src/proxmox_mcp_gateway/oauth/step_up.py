@@ -47,10 +47,13 @@ def called_tool(path: str, body: bytes) -> str | None:
     return name if isinstance(name, str) else None
 
 
-class ScopeStepUpMiddleware:
-    def __init__(self, app: ASGIApp, oauth: OAuthResourceServer, *, read_only: bool = False,
+class ScopeChallenger:
+    """Answers an OAuth caller's call of a tool above its token's scope with the step-up challenge. Shared by the
+    body check below and the routing-header gate (a 2026-era call names its tool in Mcp-Name, so it is answered
+    before its body is read)."""
+
+    def __init__(self, oauth: OAuthResourceServer, *, read_only: bool = False,
                  offered: frozenset[str] | None = None, on_reject: RejectHook | None = None) -> None:
-        self.app = app
         self.oauth = oauth
         self.read_only = read_only
         """In read-only mode no token gets more than read: a bigger token would not help, so no challenge."""
@@ -58,34 +61,18 @@ class ScopeStepUpMiddleware:
         """The tools this deployment offers (None: all); others are unknown to every token alike."""
         self.on_reject = on_reject
 
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        state = cast("dict[str, object]", scope.get("state") or {})
-        caller = state.get(CALLER_STATE_KEY)
-        path = scope.get("path")
-        if (scope["type"] != "http" or scope.get("method") != "POST" or path not in (MCP_PATH, REST_CALL_PATH)
-                or not isinstance(caller, OAuthPrincipal) or self.read_only):
-            await self.app(scope, receive, send)
-            return
-        messages: deque[Message] = deque()
-        body = bytearray()
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body.extend(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        spec = TOOLS_BY_NAME.get(called_tool(path, bytes(body)) or "")
-        if (spec is not None and (self.offered is None or spec.name in self.offered)
-                and not caller.scope.includes(spec.scope)):
-            await self._challenge(scope, send, caller, spec.name, spec.scope)
-            return
+    def applies(self, caller: object) -> bool:
+        return isinstance(caller, OAuthPrincipal) and not self.read_only
 
-        async def replay() -> Message:
-            return messages.popleft() if messages else await receive()
-
-        await self.app(scope, replay, send)
+    async def answer(self, scope: AsgiScope, send: Send, caller: object, tool: str | None) -> bool:
+        """Send the challenge and say True when the caller is an OAuth caller whose token is below the tool's
+        scope; False (nothing sent) otherwise."""
+        spec = TOOLS_BY_NAME.get(tool or "")
+        if (not isinstance(caller, OAuthPrincipal) or self.read_only or spec is None
+                or (self.offered is not None and spec.name not in self.offered) or caller.scope.includes(spec.scope)):
+            return False
+        await self._challenge(scope, send, caller, spec.name, spec.scope)
+        return True
 
     async def _challenge(self, scope: AsgiScope, send: Send, caller: OAuthPrincipal, tool: str,
                          needed: Scope) -> None:
@@ -98,3 +85,37 @@ class ScopeStepUpMiddleware:
         challenge = www_authenticate(error="insufficient_scope", description=message, scope=grant,
                                      metadata_url=self.oauth.config.metadata_url)
         await send_json_error(send, info, status=403, extra=[(b"www-authenticate", challenge)])
+
+
+class ScopeStepUpMiddleware:
+    """The body check: the tool named in a POST body (a legacy-era call, or REST), after the body cap."""
+
+    def __init__(self, app: ASGIApp, challenger: ScopeChallenger) -> None:
+        self.app = app
+        self.challenger = challenger
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        state = cast("dict[str, object]", scope.get("state") or {})
+        caller = state.get(CALLER_STATE_KEY)
+        path = scope.get("path")
+        if (scope["type"] != "http" or scope.get("method") != "POST" or path not in (MCP_PATH, REST_CALL_PATH)
+                or not self.challenger.applies(caller)):
+            await self.app(scope, receive, send)
+            return
+        messages: deque[Message] = deque()
+        body = bytearray()
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        if await self.challenger.answer(scope, send, caller, called_tool(path, bytes(body))):
+            return
+
+        async def replay() -> Message:
+            return messages.popleft() if messages else await receive()
+
+        await self.app(scope, replay, send)
