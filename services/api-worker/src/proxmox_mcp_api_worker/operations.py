@@ -146,9 +146,9 @@ class ClusterOperations:
     async def nodes(self, budget: Budget) -> list[Mapping[str, Any]]:
         """/nodes, sorted by name: each entry's `status` is online, offline or unknown."""
         listed = await self.call(budget, "GET", "/nodes")
-        if not isinstance(listed, list):
+        if not is_array(listed):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's node list is not a list")
-        return sorted((e for e in listed if isinstance(e, dict) and e.get("node")), key=lambda e: str(e["node"]))
+        return sorted((e for e in listed if is_object(e) and e.get("node")), key=lambda e: str(e["node"]))
 
     async def per_node(self, nodes: Iterable[str], ask: Callable[[str], Awaitable[T]],
                        ) -> tuple[dict[str, T], list[t.UnreachableNode]]:
@@ -184,9 +184,9 @@ class ClusterOperations:
         """One /cluster/resources read: guests and nodes. Proxmox keeps listing the guests of an offline node
         with status 'unknown'; they stay in the list as such (never with old figures) and the node is named."""
         data = await self.call(budget, "GET", "/cluster/resources")
-        if not isinstance(data, list):
+        if not is_array(data):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's cluster resources are not a list")
-        entries = [e for e in data if isinstance(e, dict)]
+        entries = [e for e in data if is_object(e)]
         down = partial.down_nodes_in(entries)
         nodes = {str(e["node"]) for e in entries if e.get("type") == "node" and e.get("node")}
         partial.require_some(len(nodes) - len(down), down, self.cluster)

@@ -12,6 +12,7 @@ from typing import Any
 
 from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.operations import GUEST_LABEL, GUEST_NOUN, Budget, ClusterOperations
@@ -28,7 +29,7 @@ def _upid(value: Any, what: str) -> str:
 async def _check_target_storage(ops: ClusterOperations, node: str, storage: str, budget: Budget) -> None:
     """A clear error before vzdump is started: the storage must exist on the node, hold backups and be active."""
     data = await ops.call(budget, "GET", f"/nodes/{seg(node)}/storage")
-    entries = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+    entries = [e for e in data if is_object(e)] if is_array(data) else []
     entry = next((e for e in entries if e.get("storage") == storage), None)
     with_backups = sorted(str(e["storage"]) for e in entries if "backup" in str(e.get("content") or "").split(","))
     if entry is None:
@@ -90,8 +91,8 @@ async def _find_backup(ops: ClusterOperations, volid: str, node: str | None,
                 missing_storage.append(candidate)
                 continue
             raise
-        entry = next((e for e in data if isinstance(e, dict) and e.get("volid") == volid), None) \
-            if isinstance(data, list) else None
+        entry = next((e for e in data if is_object(e) and e.get("volid") == volid), None) \
+            if is_array(data) else None
         if entry is not None:
             return candidate, entry
     where = ", ".join(candidates) or "none online"

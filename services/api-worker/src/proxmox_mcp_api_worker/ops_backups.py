@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 from proxmox_mcp_contracts.pve_calendar import CalendarEventError, next_run
 
 from proxmox_mcp_api_worker import partial
@@ -37,10 +38,10 @@ class BackupStorage:
 class Scan:
     """What a read of the backup storages found, and what it could not read."""
 
-    backups: list[b.BackupInfo] = field(default_factory=list)
-    storages: list[str] = field(default_factory=list)
-    problems: list[b.StorageProblem] = field(default_factory=list)
-    unreachable: list[t.UnreachableNode] = field(default_factory=list)
+    backups: list[b.BackupInfo] = field(default_factory=list[b.BackupInfo])
+    storages: list[str] = field(default_factory=list[str])
+    problems: list[b.StorageProblem] = field(default_factory=list[b.StorageProblem])
+    unreachable: list[t.UnreachableNode] = field(default_factory=list[t.UnreachableNode])
 
 
 def _holds_backups(entry: Mapping[str, Any]) -> bool:
@@ -96,9 +97,9 @@ async def backup_storages(ops: ClusterOperations, budget: Budget, *, node: str |
 
 async def _storage_entries(ops: ClusterOperations, node: str, budget: Budget) -> list[Mapping[str, Any]]:
     data = await ops.call(budget, "GET", f"/nodes/{seg(node)}/storage")
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's storage list is not a list")
-    return [e for e in data if isinstance(e, dict) and e.get("storage")]
+    return [e for e in data if is_object(e) and e.get("storage")]
 
 
 def guest_type_of(entry: Mapping[str, Any]) -> t.GuestType | None:
@@ -124,7 +125,7 @@ def backup_info(entry: Mapping[str, Any], store: BackupStorage, node: str) -> b.
         format=as_str(entry.get("format")), size=as_int(entry.get("size")), ctime=as_int(entry.get("ctime")),
         notes=as_str(entry.get("notes")), protected=as_bool(entry.get("protected")),
         encrypted=None if encrypted is None else encrypted not in (0, "0", ""),
-        verified=as_str(verification.get("state")) if isinstance(verification, dict) else None,
+        verified=as_str(verification.get("state")) if is_object(verification) else None,
     )
 
 
@@ -142,11 +143,11 @@ async def _read(ops: ClusterOperations, store: BackupStorage, vmid: int | None,
         except ServiceFailure as exc:
             reasons.append(f"{node}: {exc.info.message}")
             continue
-        if not isinstance(data, list):
+        if not is_array(data):
             reasons.append(f"{node}: the content list is not a list")
             continue
         return [backup_info(e, store, node) for e in data
-                if isinstance(e, dict) and e.get("volid") and e.get("content", "backup") == "backup"]
+                if is_object(e) and e.get("volid") and e.get("content", "backup") == "backup"]
     reason = ("inactive on " if not store.active else "") + "; ".join(reasons)
     return b.StorageProblem(storage=store.storage, node=None if store.shared else store.nodes[0], reason=reason)
 
@@ -219,7 +220,7 @@ def _vmids(text: Any) -> list[int]:
 
 
 def _retention(value: Any) -> str | None:
-    if isinstance(value, dict):
+    if is_object(value):
         return ",".join(f"{key}={val}" for key, val in sorted(value.items())) or None
     return as_str(value)
 
@@ -250,7 +251,7 @@ async def _cluster_time_zone(ops: ClusterOperations, budget: Budget) -> dt.tzinf
     for node in online[:1]:
         try:
             data = await ops.call(budget, "GET", f"/nodes/{seg(node)}/time")
-            return ZoneInfo(str(data.get("timezone"))) if isinstance(data, dict) else dt.UTC
+            return ZoneInfo(str(data.get("timezone"))) if is_object(data) else dt.UTC
         except (ServiceFailure, ZoneInfoNotFoundError, ValueError):
             return dt.UTC
     return dt.UTC
@@ -260,9 +261,9 @@ async def backup_jobs(ops: ClusterOperations, _args: b.BackupJobsArgs, budget: B
     """/cluster/backup. Proxmox gives each enabled job's next run (next-run); a job without one gets it computed
     here from its schedule, in the cluster's time zone."""
     data = await ops.call(budget, "GET", "/cluster/backup")
-    if not isinstance(data, list):
+    if not is_array(data):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, "Proxmox's backup job list is not a list")
-    jobs = [backup_job(e) for e in data if isinstance(e, dict) and e.get("id")]
+    jobs = [backup_job(e) for e in data if is_object(e) and e.get("id")]
     missing = [job for job in jobs if job.enabled and job.next_run is None and job.schedule]
     if missing:
         zone = await _cluster_time_zone(ops, budget)
@@ -278,8 +279,8 @@ async def backup_jobs(ops: ClusterOperations, _args: b.BackupJobsArgs, budget: B
     except ServiceFailure:
         uncovered = None  # older Proxmox, or the token may not read it: say nothing rather than guess
     not_covered = None
-    if isinstance(uncovered, list):
+    if is_array(uncovered):
         not_covered = [b.UncoveredGuest(vmid=int(e["vmid"]), name=as_str(e.get("name")),
                                         type=e.get("type") if e.get("type") in ("qemu", "lxc") else None)
-                       for e in uncovered if isinstance(e, dict) and as_int(e.get("vmid")) is not None]
+                       for e in uncovered if is_object(e) and as_int(e.get("vmid")) is not None]
     return b.BackupJobsResult(jobs=jobs, not_covered=not_covered)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from proxmox_mcp_contracts import tools_backup as b
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
+from proxmox_mcp_contracts.json_values import is_array, is_object
 
 from proxmox_mcp_api_worker.operations import GUEST_LABEL, Budget, ClusterOperations, Guest
 from proxmox_mcp_api_worker.values import as_int, as_str, seg
@@ -85,12 +86,12 @@ def _cidr(text: Any, family: Family) -> b.GuestIpAddress | None:
 
 def interface(entry: Mapping[str, Any]) -> b.GuestInterface:
     raw = entry.get("ip-addresses")
-    addresses = [a for a in (_address(item) for item in raw if isinstance(item, dict))
-                 if a is not None] if isinstance(raw, list) else []
+    addresses = [a for a in (_address(item) for item in raw if is_object(item))
+                 if a is not None] if is_array(raw) else []
     if not addresses:  # older container answers: inet / inet6 as CIDR strings
         addresses = [a for a in (_cidr(entry.get("inet"), "ipv4"), _cidr(entry.get("inet6"), "ipv6")) if a]
     stats = entry.get("statistics")
-    stats = stats if isinstance(stats, dict) else {}
+    stats = stats if is_object(stats) else {}
     return b.GuestInterface(
         name=str(entry.get("name")), mac=as_str(entry.get("hardware-address") or entry.get("hwaddr")),
         addresses=addresses, rx_bytes=as_int(stats.get("rx-bytes")), tx_bytes=as_int(stats.get("tx-bytes")),
@@ -106,7 +107,7 @@ def _global(address: b.GuestIpAddress) -> bool:
 
 
 def result(guest: Guest, entries: list[Any], source: Literal["guest-agent", "container"]) -> b.GuestNetworkResult:
-    interfaces = sorted((interface(e) for e in entries if isinstance(e, dict) and e.get("name")),
+    interfaces = sorted((interface(e) for e in entries if is_object(e) and e.get("name")),
                         key=lambda i: i.name)
     addresses = [a for i in interfaces for a in i.addresses if _global(a)]
     return b.GuestNetworkResult(
@@ -126,15 +127,15 @@ async def guest_network(ops: ClusterOperations, args: b.GuestNetworkArgs, budget
             raise (not_running(guest) if _NOT_RUNNING.search(exc.info.message) else exc) from None
         if data is None:  # Proxmox answers nothing for a container that is not running
             raise not_running(guest)
-        if not isinstance(data, list):
+        if not is_array(data):
             raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"Proxmox's interfaces of CT {guest.vmid} are not a list")
         return result(guest, data, "container")
     try:
         data = await ops.call(budget, "GET", f"{base}/agent/network-get-interfaces")
     except ServiceFailure as exc:
         raise agent_failure(exc, guest) from None
-    entries = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
+    entries = data.get("result") if is_object(data) else None
+    if not is_array(entries):
         raise ServiceFailure(ErrorCode.UPSTREAM_ERROR, f"the guest agent's answer for VM {guest.vmid} holds no "
                              "interface list")
     return result(guest, entries, "guest-agent")

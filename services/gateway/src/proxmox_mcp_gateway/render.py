@@ -25,7 +25,7 @@ def _flag(value: Any, yes: str, no: str = "") -> str:
 
 def unreachable_lines(r: dict[str, Any]) -> list[str]:
     """What a multi-node answer lacks: each node that did not answer and why (empty when complete)."""
-    return [f"node {u['node']} not included ({u['code']}): {u['reason']}" for u in r.get("unreachable") or []]
+    return [f"node {u['node']} not included ({u['code']}): {u['reason']}" for u in r.get("unreachable") or ()]
 
 
 def render_exec(r: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ def age(seconds: int | None) -> str:
 
 def _problems(r: dict[str, Any]) -> list[str]:
     return [f"storage {p['storage']}{' on ' + p['node'] if p.get('node') else ''} not read: {p['reason']}"
-            for p in r.get("storage_problems") or []]
+            for p in r.get("storage_problems") or ()]
 
 
 def render_backups(r: dict[str, Any]) -> str:

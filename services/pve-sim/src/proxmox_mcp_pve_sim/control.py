@@ -72,7 +72,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
         payload = json.loads(body or b"{}")
     except ValueError:
         return None
-    return payload if isinstance(payload, dict) else None
+    return payload if is_object(payload) else None
 
 
 def _node_states(sim: Sim) -> dict[str, dict[str, Any]]:

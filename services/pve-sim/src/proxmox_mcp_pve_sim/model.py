@@ -238,7 +238,7 @@ class Cluster:
     name: str
     nodes: dict[str, Node]
     guests: dict[int, Guest]
-    backup_jobs: list[BackupJob] = field(default_factory=list)
+    backup_jobs: list[BackupJob] = field(default_factory=list[BackupJob])
 
     def clone(self) -> Cluster:
         return copy.deepcopy(self)

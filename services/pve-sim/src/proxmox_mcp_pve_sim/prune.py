@@ -50,7 +50,7 @@ def to_remove(backups: Sequence[Volume], retention: dict[str, int]) -> list[Volu
         keep = retention.get(option, 0)
         if not keep:
             continue
-        select = (lambda volume: volume.volid) if option == "keep-last" else _bucket(option)
+        select: Callable[[Volume], str] = (lambda volume: volume.volid) if option == "keep-last" else _bucket(option)
         covered = {select(v) for v in newest_first if v.volid in kept}
         chosen: set[str] = set()
         for volume in newest_first:

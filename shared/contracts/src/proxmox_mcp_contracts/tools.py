@@ -116,7 +116,8 @@ class PartialResult(_Result):
     what the reachable nodes gave; nothing from an unreachable node is passed off as current."""
 
     unreachable_nodes: list[str] = Field(default_factory=list, description="Names of the nodes in `unreachable`")
-    unreachable: list[UnreachableNode] = Field(default_factory=list, description="Nodes that did not answer "
+    unreachable: list[UnreachableNode] = Field(default_factory=list[UnreachableNode],
+                                               description="Nodes that did not answer "
                                                "(offline, timed out, failed), each with the reason")
 
 

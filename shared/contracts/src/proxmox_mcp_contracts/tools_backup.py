@@ -155,7 +155,8 @@ class BackupListResult(PartialResult):
     count: int
     total: int = Field(description="Backups found before the limit")
     storages: list[str] = Field(description="Storages read (a shared one once)")
-    storage_problems: list[StorageProblem] = Field(default_factory=list, description="Storages whose content "
+    storage_problems: list[StorageProblem] = Field(default_factory=list[StorageProblem],
+                                                   description="Storages whose content "
                                                    "could not be read (inactive, unreachable backup server, ...)")
 
 
@@ -176,7 +177,7 @@ class LastBackupsResult(PartialResult):
                                           "this is the newest backup found on the readable storages")
     never_backed_up: list[int] = Field(description="Guests without any backup on the readable storages")
     storages: list[str]
-    storage_problems: list[StorageProblem] = Field(default_factory=list)
+    storage_problems: list[StorageProblem] = Field(default_factory=list[StorageProblem])
     checked_at: int = Field(description="When the ages were computed, seconds since the epoch")
 
 
@@ -191,8 +192,8 @@ class BackupJob(_Result):
     storage: str | None = None
     mode: str | None = None
     selection: str = Field(description="all, vmids (see vmids), pool or all-except")
-    vmids: list[int] = Field(default_factory=list)
-    exclude: list[int] = Field(default_factory=list)
+    vmids: list[int] = Field(default_factory=list[int])
+    exclude: list[int] = Field(default_factory=list[int])
     pool: str | None = None
     node: str | None = Field(default=None, description="Only guests on this node")
     remove: bool | None = Field(default=None, description="Whether the job prunes older backups")
@@ -233,7 +234,7 @@ class GuestIpAddress(_Result):
 class GuestInterface(_Result):
     name: str
     mac: str | None = None
-    addresses: list[GuestIpAddress] = Field(default_factory=list)
+    addresses: list[GuestIpAddress] = Field(default_factory=list[GuestIpAddress])
     rx_bytes: int | None = None
     tx_bytes: int | None = None
 

@@ -110,7 +110,7 @@ def _selected_guests(call: Call) -> list[Guest]:
         wanted = [int(v) for v in split_list(call.get("vmid", "")) if v.isdigit()]
         if not wanted:
             raise failed("no guests selected: give vmid or all")
-        guests = []
+        guests: list[Guest] = []
         for vmid in wanted:
             guest = sim.cluster.guests.get(vmid)
             if guest is None or guest.node != node:
