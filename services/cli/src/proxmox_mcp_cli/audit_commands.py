@@ -10,7 +10,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
@@ -45,9 +45,19 @@ def read_from(args: argparse.Namespace) -> ReadFrom:
     if args.last is not None and args.last < 0:
         raise StateCliError("--last must be 0 or more")
     since = parse_since(args.since) if args.since else None
-    if args.audit_command == "show" and args.last is None and since is None and not args.all:
-        return ReadFrom(last=SHOW_DEFAULT_LAST)
-    return ReadFrom(last=args.last, since=since, only_new=args.audit_command == "follow")
+    last = args.last
+    if args.audit_command == "show" and last is None and since is None and not args.all:
+        last = SHOW_DEFAULT_LAST
+    keep = _filter(args.token, args.tool) if args.token or args.tool else None
+    return ReadFrom(last=last, since=since, only_new=args.audit_command == "follow", keep=keep)
+
+
+def _filter(token: str | None, tool: str | None) -> Callable[[bytes], bool]:
+    def keep(line: bytes) -> bool:
+        record = _parsed(line)
+        return (token is None or record.get("token_id") == token) and (tool is None or record.get("tool") == tool)
+
+    return keep
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
@@ -100,12 +110,7 @@ async def _emit(lines: AsyncGenerator[bytes], args: argparse.Namespace, out: IO[
     raw = args.audit_command == "export" or getattr(args, "json", False)
     count = 0
     async for line in lines:
-        record = _parsed(line)
-        if args.token and record.get("token_id") != args.token:
-            continue
-        if args.tool and record.get("tool") != args.tool:
-            continue
-        out.write(line + b"\n" if raw else (summary(record) + "\n").encode())
+        out.write(line + b"\n" if raw else (summary(_parsed(line)) + "\n").encode())
         count += 1
         if args.audit_command == "follow":
             out.flush()

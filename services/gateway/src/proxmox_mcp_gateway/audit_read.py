@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncGenerator
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,12 +22,17 @@ from proxmox_mcp_gateway.state_names import AUDIT_STREAM, AUDIT_SUBJECTS
 
 @dataclass(frozen=True)
 class ReadFrom:
-    """Where reading starts: every record (the default), the last N, or those stored at/after a moment."""
+    """Which records: every one (the default), those stored at/after a moment, the last N of those kept."""
 
     last: int | None = None
     since: datetime | None = None
     only_new: bool = False
     """Follow mode without last/since: start with the records stored from now on."""
+    keep: Callable[[bytes], bool] | None = None
+    """A filter (token, tool); `last` counts only the records it keeps."""
+
+    def kept(self, line: bytes) -> bool:
+        return self.keep is None or self.keep(line)
 
 
 async def stream_lines(js: JetStreamContext, start: ReadFrom, *, follow: bool,
@@ -35,32 +41,50 @@ async def stream_lines(js: JetStreamContext, start: ReadFrom, *, follow: bool,
     info = await js.stream_info(AUDIT_STREAM)
     first, last = int(info.state.first_seq or 0), int(info.state.last_seq or 0)
     config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
-    if start.last is not None:
+    if start.since is not None:
+        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=start.since)
+    elif start.last is not None and start.keep is None:  # the last N: no need to read what comes before them
         config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                                     opt_start_seq=max(first, last - start.last + 1, 1))
-    elif start.since is not None:
-        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=start.since)
-    elif start.only_new:  # from the sequence after the last one now: nothing stored meanwhile is missed
+    elif start.only_new and start.last is None:  # after the last one now: nothing stored meanwhile is missed
         config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1)
-    if not follow and (last == 0 or (start.last is not None and start.last <= 0)):
+    if not follow and last == 0:
         return
     sub = await js.subscribe(AUDIT_SUBJECTS, stream=AUDIT_STREAM, config=config, ordered_consumer=True)
+    held: deque[bytes] = deque(maxlen=start.last)  # only with `last`: the N newest kept while catching up
+    caught_up = last == 0 or config.opt_start_seq == last + 1
     try:
-        if not follow and (await sub.consumer_info()).num_pending == 0:
-            return
         while True:
             try:
                 msg = await sub.next_msg(timeout=poll)
             except nats.errors.TimeoutError:
+                if not caught_up:  # nothing more to deliver: the start lies past the records, or they are gone
+                    caught_up = True
+                    for line in _last(held, start.last):
+                        yield line
                 if follow:
                     continue
-                return  # nothing more arrived: the records up to `last` were all delivered or are gone
-            yield msg.data
-            if not follow and (msg.metadata.sequence.stream >= last or msg.metadata.num_pending == 0):
                 return
+            if caught_up or start.last is None:
+                if start.kept(msg.data):
+                    yield msg.data
+                if caught_up:
+                    continue
+            elif start.kept(msg.data):
+                held.append(msg.data)
+            if msg.metadata.sequence.stream >= last or msg.metadata.num_pending == 0:
+                caught_up = True
+                for line in _last(held, start.last):
+                    yield line
+                if not follow:
+                    return
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+def _last(lines: deque[bytes], count: int | None) -> list[bytes]:
+    return [] if count == 0 else list(lines)
 
 
 def file_generations(path: Path) -> list[Path]:
@@ -89,7 +113,8 @@ def stored_at(line: bytes) -> datetime | None:
 
 
 async def file_lines(path: Path, start: ReadFrom, *, follow: bool, poll: float = 0.25) -> AsyncGenerator[bytes]:
-    """The file's records (backups first); following, new lines as they are written, across rotations."""
+    """The file's records (backups first); following, new lines as they are written, across rotations (a file
+    rotated twice within one poll interval loses the middle generation to a follower; export reads them all)."""
     handle = _open(path)
     try:
         current = await asyncio.to_thread(handle.read) if handle is not None else b""
@@ -115,7 +140,7 @@ async def file_lines(path: Path, start: ReadFrom, *, follow: bool, poll: float =
             if chunk:
                 *complete, buffer = (buffer + chunk).split(b"\n")
                 for line in complete:
-                    if line.strip():
+                    if line.strip() and start.kept(line):
                         yield line
                 continue
             if _replaced(path, inode):  # rotated: the old file is read to its end, the new one from its start
@@ -129,7 +154,7 @@ async def file_lines(path: Path, start: ReadFrom, *, follow: bool, poll: float =
 
 
 def _selected(lines: list[bytes], start: ReadFrom) -> list[bytes]:
-    lines = [line for line in lines if line.strip()]
+    lines = [line for line in lines if line.strip() and start.kept(line)]
     if start.last is not None:
         return lines[-start.last:] if start.last > 0 else []
     if start.since is not None:
