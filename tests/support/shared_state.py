@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -112,3 +113,68 @@ async def audit_records(nc: NatsClient) -> list[dict[str, Any]]:
 def cli(*args: str, env: dict[str, str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+@dataclass
+class Outcome:
+    trace: str
+    target: str
+    reply: Reply | None
+    """None: no reply came (the connection broke: the gateway died under the call)."""
+    started: float
+    ended: float
+
+
+class Load:
+    """Threads calling tools over REST, each call with its own trace id, until stopped."""
+
+    def __init__(self, targets: Sequence[tuple[str, str]], tokens: Sequence[str], *, tool: str = "list_vms",
+                 args: dict[str, Any] | None = None, base: int = 0) -> None:
+        """targets: (label, base URL); one thread per token, spread over the targets."""
+        self.outcomes: list[Outcome] = []
+        self._targets = list(targets)
+        self._tokens = list(tokens)
+        self._tool = tool
+        self._args = args or {}
+        self._base = base
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(len(tokens))]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Outcome]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        return self.outcomes
+
+    def _run(self, worker: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            label, url = self._targets[(worker + n) % len(self._targets)]
+            trace = trace_id(self._base + worker * 1_000_000 + n)
+            started = time.monotonic()
+            try:
+                reply: Reply | None = rest_call(url, self._tokens[worker], self._tool, self._args, trace=trace)
+            except (httpx2.HTTPError, ValueError):
+                reply = None
+            with self._lock:
+                self.outcomes.append(Outcome(trace, label, reply, started, time.monotonic()))
+            n += 1
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.outcomes)
+
+    def wait_for(self, calls: int, within: float) -> None:
+        deadline = time.monotonic() + within
+        while self.count() < calls:
+            assert time.monotonic() < deadline, f"only {self.count()} calls in {within}s"
+            time.sleep(0.05)

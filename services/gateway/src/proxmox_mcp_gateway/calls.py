@@ -245,8 +245,9 @@ class ToolExecutor:
                     entry["upid"] = upid
                 await self.security.audit.append(entry)
         except AuditError as exc:
-            failure = _audit_failure(exc, f"{exc}; the result of this call is withheld"
-                                     + ("" if denied else " (the operation itself may have run)"), performed=not denied)
+            failure = _audit_failure(exc, f"{exc}, so the call was refused and not performed" if denied else
+                                     f"{exc}; the result of this call is withheld (the operation itself may have run)",
+                                     performed=not denied)
             code, details = failure.info.code.value, {}
             # Fail closed: a call whose record is not durable does not answer with its result.
             raise failure from None
