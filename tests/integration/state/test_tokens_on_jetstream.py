@@ -208,3 +208,14 @@ def test_until_the_tokens_are_loaded_stored_tokens_get_503_static_ones_work_and_
         if gateway is not None:
             gateway.proc.stop()
         plain.proc.stop()
+
+
+@pytest.mark.parametrize("command", [["demo"], ["up"], ["stdio", "--demo"]])
+def test_the_embedded_stacks_refuse_jetstream_state_before_starting_anything(
+    command: list[str], tmp_path: Path,
+) -> None:
+    env = {"PMCP_STATE": "jetstream", "SSH_HOST": "198.51.100.1", "PROXMOX_HOST": "198.51.100.2",
+           "PMCP_STATE_DIR": str(tmp_path), "NATS_URL": ""}
+    refused = cli(*command, "--env-file", str(tmp_path / "none.env"), env=env, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert "PMCP_STATE=jetstream needs a NATS cluster" in refused.stderr
