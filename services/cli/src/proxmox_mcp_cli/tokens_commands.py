@@ -93,9 +93,7 @@ def run_token_command(args: argparse.Namespace) -> int:
 
 def _on_file(store: TokenStore, args: argparse.Namespace) -> int:
     if args.token_command == "create":
-        grant = _grant(args)
-        new = store.create(name=grant.name, scope=grant.scope, profile=grant.profile, tools=grant.tools,
-                           cidrs=grant.cidrs, expires_at=grant.expires_at)
+        new = store.add(_grant(args))
         return _print_created(new, f"store: {store.path}", args.json)
     if args.token_command == "list":
         return _print_list(store.load(), f"no tokens in {store.path}", args.json)

@@ -194,12 +194,16 @@ class TokenStore:
     def create(self, *, name: str, scope: Scope, profile: str | None = None, tools: list[str] | None = None,
                cidrs: list[str] | None = None, expires_at: datetime | None = None,
                known_profiles: Collection[str] | None = None, known_tools: Collection[str] | None = None) -> NewToken:
-        grant = TokenGrant.checked(name=name, scope=scope, profile=profile, tools=tools, cidrs=cidrs,
-                                   expires_at=expires_at, known_profiles=known_profiles, known_tools=known_tools)
+        return self.add(TokenGrant.checked(name=name, scope=scope, profile=profile, tools=tools, cidrs=cidrs,
+                                           expires_at=expires_at, known_profiles=known_profiles,
+                                           known_tools=known_tools))
+
+    def add(self, grant: TokenGrant) -> NewToken:
+        """A new token for a checked grant; names are unique among live tokens."""
         with self._locked():
             entries = self.load()
-            if any(e.name == name and not e.revoked for e in entries):
-                raise TokenStoreError(live_name_taken(name))
+            if any(e.name == grant.name and not e.revoked for e in entries):
+                raise TokenStoreError(live_name_taken(grant.name))
             new = grant.mint(taken={e.id for e in entries})
             self._write([*entries, new.entry])
         return new
