@@ -22,8 +22,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,6 +41,7 @@ from proxmox_mcp_gateway.shared_limits import JetStreamRates, KvSlots, SharedCal
 from proxmox_mcp_gateway.state_names import SLOTS, TOKENS  # noqa: E402
 from proxmox_mcp_gateway.token_kv import KvTokenStore, TokenSnapshot  # noqa: E402
 from proxmox_mcp_gateway.tokens import TokenGrant, TokenStore  # noqa: E402
+from proxmox_mcp_runtime.kv import KeyValueStore  # noqa: E402
 from proxmox_mcp_runtime.kv.jetstream import JetStreamState  # noqa: E402
 
 from tests.support.nats import start_nats  # noqa: E402
@@ -88,14 +90,14 @@ async def jetstream_setup(name: str, nc: NatsClient, replicas: int, workdir: Pat
     snapshot.loaded = True
     slots_bucket = await state.bucket(SLOTS)
 
-    async def slots() -> object:
+    async def slots() -> KeyValueStore:
         return slots_bucket
 
     per_token, per_tool = limits()
     limiter = SharedCallLimiter(per_token, per_tool, 32,
                                 rates=JetStreamRates(JetStreamContexts(lambda: nc, 2.0), replicas=replicas,
                                                      timeout=10),
-                                slots=KvSlots(slots, owner="bench", ttl=30, timeout=10))  # type: ignore[arg-type]
+                                slots=KvSlots(slots, owner="bench", ttl=30, timeout=10))
     audit = AuditLog(workdir / f"{name}-audit.jsonl",
                      replica=JetStreamAudit(lambda: nc, gateway_id="bench", replicas=replicas))
     return Setup(name, TokenAuthenticator([], source=snapshot), new.secret, limiter, audit)
@@ -161,7 +163,7 @@ async def main(calls: int) -> None:
         server.proc.stop()
 
 
-def run(fn: Callable[[int], Awaitable[None]]) -> None:
+def run(fn: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300)
     asyncio.run(fn(parser.parse_args().calls))
