@@ -179,11 +179,11 @@ async def test_the_slots_of_a_gateway_killed_during_its_calls_expire_and_other_g
     sim_faults(ha.sim, [{"path": "/status/current$", "latency_ms": 60000}])
     pool = concurrent.futures.ThreadPoolExecutor(CAP)
     try:
-        for _ in range(CAP):
-            pool.submit(rest_call, victim.base_url, token, "vm_status", args, timeout=90)
+        held = [pool.submit(rest_call, victim.base_url, token, "vm_status", args, timeout=90) for _ in range(CAP)]
         deadline = time.monotonic() + 20
         while _limit(rest_call(ha.a.base_url, token, "list_vms")) != "concurrency":  # every slot taken
-            assert time.monotonic() < deadline, "the victim's calls never held the slots"
+            done = [f.result().body for f in held if f.done()]
+            assert time.monotonic() < deadline, f"the victim's calls never held the slots: {done}"
             time.sleep(0.1)
         victim.proc.kill()
         killed = time.monotonic()
