@@ -9,6 +9,9 @@
 #
 #   sudo deploy/install.sh [--start]            install on this host
 #   deploy/install.sh --root DIR                install into DIR (a scratch root): no systemctl, no real user
+#   sudo deploy/install.sh --request-state-key FILE
+#                                               use this key (host 2 and 3 of a three-host layout: the file
+#                                               generated on host 1) instead of generating one
 set -euo pipefail
 
 PREFIX=/opt/proxmox-mcp
@@ -19,6 +22,7 @@ SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 START=0
 SKIP_VENV=0
+STATE_KEY=""
 
 usage() {
   cat <<EOF
@@ -29,6 +33,9 @@ usage: $0 [--root DIR] [--source DIR] [--python PYTHON] [--start] [--skip-venv]
   --python PYTHON  Python 3.11+ for the venv (default: python3)
   --start          start proxmox-mcp.target when done (not with --root)
   --skip-venv      keep the existing venv (config, units and user only)
+  --request-state-key FILE
+                   the key sealing 2026-era confirmation state, shared by every gateway behind one load
+                   balancer: install this file (copied from the first host) instead of generating one
 EOF
 }
 
@@ -42,6 +49,8 @@ while [ $# -gt 0 ]; do
     --python) [ $# -ge 2 ] || die "--python needs an interpreter"; PYTHON="$2"; shift 2 ;;
     --start) START=1; shift ;;
     --skip-venv) SKIP_VENV=1; shift ;;
+    --request-state-key) [ $# -ge 2 ] && [ -n "$2" ] || die "--request-state-key needs a file"
+      STATE_KEY="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -53,6 +62,10 @@ done
 [ -f "$SOURCE/uv.lock" ] && [ -d "$SOURCE/services/cli" ] || die "$SOURCE is not a proxmox-mcp checkout (no uv.lock)"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
   || die "$PYTHON is not Python 3.11 or newer (use --python)"
+if [ -n "$STATE_KEY" ]; then
+  [ -r "$STATE_KEY" ] || die "--request-state-key $STATE_KEY cannot be read"
+  [ "$(tr -d '[:space:]' < "$STATE_KEY" | wc -c)" -ge 32 ] || die "--request-state-key: the key must have at least 32 bytes"
+fi
 
 ETC="$ROOT/etc/proxmox-mcp"
 CREDS="$ETC/credentials"
@@ -107,6 +120,13 @@ install -d -m 0700 "$CREDS"
 install -d -m 0750 "$STATE"
 own "$SVC_UID:$SVC_GID" "$STATE"
 umask 077
+if [ -n "$STATE_KEY" ]; then
+  install -m 0600 "$STATE_KEY" "$CREDS/request-state-key"
+  say "installed the request-state key from $STATE_KEY"
+elif [ ! -s "$CREDS/request-state-key" ]; then
+  "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$CREDS/request-state-key"
+  say "generated the request-state key: $CREDS/request-state-key (give the same file to every gateway host)"
+fi
 if [ ! -s "$CREDS/gateway-token" ]; then
   "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$CREDS/gateway-token"
   say "generated the gateway bearer token: $CREDS/gateway-token"
@@ -126,13 +146,13 @@ if [ ! -e "$CREDS/id_ed25519" ]; then
   "$VENV/bin/proxmox-mcp" keygen --out "$CREDS/id_ed25519" --comment "proxmox-mcp@$(hostname)" >/dev/null
   NEW_KEY=1
 fi
-for secret in gateway-token clusters.toml id_ed25519 known_hosts command_profiles.toml; do
+for secret in gateway-token request-state-key clusters.toml id_ed25519 known_hosts command_profiles.toml; do
   if [ -n "$(find "$CREDS/$secret" -perm /077 2>/dev/null)" ]; then
     chmod 0600 "$CREDS/$secret"
     say "tightened $CREDS/$secret to 0600 (it was readable by others)"
   fi
 done
-chmod 0600 "$CREDS/gateway-token" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519" \
+chmod 0600 "$CREDS/gateway-token" "$CREDS/request-state-key" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519" \
   "$CREDS/command_profiles.toml"
 [ ! -e "$CREDS/id_ed25519.pub" ] || chmod 0644 "$CREDS/id_ed25519.pub"
 own -R root:root "$CREDS"

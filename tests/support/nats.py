@@ -18,7 +18,8 @@ class NatsServer:
     data_dir: Path
 
 
-def start_nats(workdir: Path, port: int | None = None, name: str = "nats-server") -> NatsServer:
+def start_nats(workdir: Path, port: int | None = None, name: str = "nats-server", *,
+               jetstream: bool = True) -> NatsServer:
     """Start nats-server; with port=None it picks a free port and reports it through a ports file."""
     binary = find_binary("nats-server")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -26,8 +27,8 @@ def start_nats(workdir: Path, port: int | None = None, name: str = "nats-server"
     ports_dir.mkdir(exist_ok=True)
     for old in ports_dir.glob("*.ports"):
         old.unlink()
-    argv = [binary, "-a", "127.0.0.1", "-p", str(port or -1), "-m", "-1", "-js",
-            "-sd", str(workdir / "js"), "--ports_file_dir", str(ports_dir)]
+    argv = [binary, "-a", "127.0.0.1", "-p", str(port or -1), "-m", "-1",
+            *(["-js", "-sd", str(workdir / "js")] if jetstream else []), "--ports_file_dir", str(ports_dir)]
     proc = start_process(name, argv, workdir)
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
     wait_until(ports_file.exists, timeout=10, what="nats-server ports file", proc=proc)

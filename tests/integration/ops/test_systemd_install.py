@@ -67,12 +67,15 @@ def test_config_and_credentials_have_owner_only_modes(installed: ScratchInstall)
     uid, gid = installed.ids()
     assert _mode(installed.etc) == (0, gid, 0o750)
     assert _mode(installed.credentials) == (0, 0, 0o700)
-    for name in ("gateway-token", "clusters.toml", "id_ed25519", "known_hosts", "command_profiles.toml"):
+    for name in ("gateway-token", "request-state-key", "clusters.toml", "id_ed25519", "known_hosts",
+                 "command_profiles.toml"):
         assert _mode(installed.credentials / name) == (0, 0, 0o600), name
     assert _mode(installed.credentials / "id_ed25519.pub")[2] == 0o644
     assert _mode(installed.root / "var" / "lib" / "proxmox-mcp") == (uid, gid, 0o750)
     token = (installed.credentials / "gateway-token").read_text().strip()
     assert len(token) >= 40 and token not in installed.result.stdout + installed.result.stderr
+    key = (installed.credentials / "request-state-key").read_text().strip()
+    assert len(key) >= 32 and key != token and key not in installed.result.stdout + installed.result.stderr
 
 
 def test_the_venv_runs_the_cli_and_bundles_nats(installed: ScratchInstall) -> None:
@@ -136,8 +139,11 @@ def test_every_service_is_sandboxed_and_restarts_on_failure(unit: str) -> None:
 
 def test_secrets_reach_the_services_only_as_credentials() -> None:
     gateway = unit_credentials(UNIT_SOURCE / "proxmox-mcp-gateway.service")
-    assert set(gateway) == {"gateway-token", "command_profiles.toml"}
+    assert set(gateway) == {"gateway-token", "request-state-key", "command_profiles.toml"}
     assert gateway["gateway-token"] == Path("/etc/proxmox-mcp/credentials/gateway-token")
+    assert gateway["request-state-key"] == Path("/etc/proxmox-mcp/credentials/request-state-key")
+    assert ("Environment=PMCP_REQUEST_STATE_KEY_FILE=%d/request-state-key"
+            in (UNIT_SOURCE / "proxmox-mcp-gateway.service").read_text())
     ssh = unit_credentials(UNIT_SOURCE / "proxmox-mcp-ssh-worker.service")
     assert set(ssh) == {"clusters.toml", "id_ed25519", "known_hosts", "command_profiles.toml"}
     api = unit_credentials(UNIT_SOURCE / "proxmox-mcp-api-worker.service")
@@ -165,14 +171,30 @@ def test_the_template_config_names_its_key_relative_to_itself(installed: Scratch
 
 def test_a_rerun_keeps_secrets_and_tightens_loose_modes(installed: ScratchInstall) -> None:
     token = (installed.credentials / "gateway-token").read_text()
+    state_key = (installed.credentials / "request-state-key").read_text()
     key = (installed.credentials / "id_ed25519").read_bytes()
     (installed.credentials / "id_ed25519").chmod(0o644)
     result = run_install("--root", str(installed.root), "--skip-venv")
     assert result.returncode == 0, result.stderr
     assert "tightened" in result.stdout and "id_ed25519" in result.stdout
     assert (installed.credentials / "gateway-token").read_text() == token
+    assert (installed.credentials / "request-state-key").read_text() == state_key
     assert (installed.credentials / "id_ed25519").read_bytes() == key
     assert _mode(installed.credentials / "id_ed25519")[2] == 0o600
+
+
+def test_the_other_hosts_of_a_three_host_layout_get_the_first_hosts_request_state_key(
+    installed: ScratchInstall, tmp_path: Path,
+) -> None:
+    """Every gateway behind one load balancer must seal 2026-era confirmation state with the same key: host 2 and
+    3 are installed with host 1's file, which replaces the one a first install generated."""
+    copied = tmp_path / "key-from-host-1"
+    copied.write_text("k" * 64 + "\n")
+    result = run_install("--root", str(installed.root), "--skip-venv", "--request-state-key", str(copied))
+    assert result.returncode == 0, result.stderr
+    assert "installed the request-state key" in result.stdout
+    assert (installed.credentials / "request-state-key").read_bytes() == copied.read_bytes()
+    assert _mode(installed.credentials / "request-state-key") == (0, 0, 0o600)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,9 +203,12 @@ def test_a_rerun_keeps_secrets_and_tightens_loose_modes(installed: ScratchInstal
     (["--root", "{root}", "--start"], "--start cannot be used with --root"),
     (["--root", "{root}", "--source", "{source}"], "is not a proxmox-mcp checkout"),
     (["--root", "{root}", "--python", "/bin/false"], "is not Python 3.11 or newer"),
+    (["--root", "{root}", "--request-state-key", "{source}/missing"], "cannot be read"),
+    (["--root", "{root}", "--request-state-key", "{source}/short.key"], "at least 32 bytes"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path: Path, args: list[str], message: str) -> None:
     root = tmp_path / "root"
+    (tmp_path / "short.key").write_text("too-short\n")
     result = run_install(*(a.format(root=root, source=tmp_path) for a in args))
     assert result.returncode == 2
     assert message in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, KvEntry, KvUnavailableError
+from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, KvEntry, KvError, KvUnavailableError
 from proxmox_mcp_runtime.kv.jetstream import JetStreamState
 from proxmox_mcp_runtime.kv.local import LocalState
 
@@ -77,6 +77,31 @@ async def test_an_entry_with_a_ttl_disappears_after_it(store: KeyValueStore) -> 
         await asyncio.sleep(0.1)
     await store.create("short", b"again")
     assert await store.get("long") is not None
+
+
+async def test_an_update_with_a_ttl_renews_the_entrys_lifetime_and_it_ends_when_renewals_stop(
+    store: KeyValueStore,
+) -> None:
+    revision = await store.create("slot", b"held", ttl=2)
+    born = time.monotonic()
+    while time.monotonic() - born < 3.5:  # past the first ttl, renewed every half second
+        await asyncio.sleep(0.5)
+        revision = await store.update("slot", b"held", revision=revision, ttl=2)
+    entry = await store.get("slot")
+    assert entry is not None and entry.revision == revision
+    renewed = time.monotonic()
+    while await store.get("slot") is not None:
+        assert time.monotonic() - renewed < 10, "the entry outlived its last renewal by far"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_ttl_must_be_whole_seconds_of_at_least_one(store: KeyValueStore) -> None:
+    for ttl in (0.5, 1.5, 0):
+        with pytest.raises(KvError, match="whole number of seconds"):
+            await store.create(f"t{int(ttl * 10)}", b"x", ttl=ttl)
+    revision = await store.create("t", b"x")
+    with pytest.raises(KvError, match="whole number of seconds"):
+        await store.update("t", b"y", revision=revision, ttl=0.25)
 
 
 async def test_a_watch_delivers_the_snapshot_before_it_returns_then_every_change(store: KeyValueStore) -> None:

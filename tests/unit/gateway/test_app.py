@@ -16,6 +16,7 @@ from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.security import build_security
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.shared_state import shared_state_for
+from proxmox_mcp_gateway.state_wiring import state_keeper_for
 from proxmox_mcp_gateway.tokens import TokenStore
 from pydantic import SecretStr
 
@@ -35,7 +36,8 @@ async def make_client(tmp_path: Path) -> AsyncIterator[AppFactory]:
         bus = FakeBus()
         executor = ToolExecutor(cast(Any, bus), CallLimits(), build_security(settings))
         gateway = Gateway(settings=settings, bus=cast(Any, bus), executor=executor,
-                          state=shared_state_for(settings, lambda: None),
+                          state=(state := shared_state_for(settings, lambda: None)),
+                          keeper=state_keeper_for(settings, state, lambda: None, "test"),
                           health=HealthMonitor(cast(Any, bus), cluster="default", interval=10, timeout=1))
         app = build_app(settings, gateway=gateway)
         client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app, client=(peer, 40000)),
@@ -228,7 +230,8 @@ async def test_the_sdk_transport_behind_our_edge_also_refuses_foreign_origins_an
     bus = FakeBus()
     executor = ToolExecutor(cast(Any, bus), CallLimits(), build_security(settings))
     gateway = Gateway(settings=settings, bus=cast(Any, bus), executor=executor,
-                          state=shared_state_for(settings, lambda: None),
+                          state=(state := shared_state_for(settings, lambda: None)),
+                          keeper=state_keeper_for(settings, state, lambda: None, "test"),
                       health=HealthMonitor(cast(Any, bus), cluster="default", interval=10, timeout=1))
     app = build_app(settings, gateway=gateway)
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

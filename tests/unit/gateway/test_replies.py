@@ -18,6 +18,7 @@ from proxmox_mcp_gateway.mcp_server import build_mcp_server
 from proxmox_mcp_gateway.security import build_security
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.shared_state import shared_state_for
+from proxmox_mcp_gateway.state_wiring import state_keeper_for
 from pydantic import SecretStr
 
 from tests.unit.gateway.fakes import FakeBus
@@ -60,7 +61,8 @@ async def over_mcp(executor: ToolExecutor, settings: GatewaySettings, name: str,
 async def over_rest(executor: ToolExecutor, settings: GatewaySettings, name: str,
                     args: dict[str, Any]) -> tuple[int, Answer]:
     gateway = Gateway(settings=settings, bus=executor.bus, executor=executor,
-                          state=shared_state_for(settings, lambda: None),
+                          state=(state := shared_state_for(settings, lambda: None)),
+                          keeper=state_keeper_for(settings, state, lambda: None, "test"),
                       health=HealthMonitor(executor.bus, cluster="default", interval=10, timeout=1))
     transport = httpx2.ASGITransport(build_app(settings, gateway=gateway), client=("127.0.0.1", 40000))
     async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:

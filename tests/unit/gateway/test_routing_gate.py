@@ -18,6 +18,7 @@ from proxmox_mcp_gateway.routing_gate import REFUSED_BY_GATEWAY
 from proxmox_mcp_gateway.security import build_security
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.shared_state import shared_state_for
+from proxmox_mcp_gateway.state_wiring import state_keeper_for
 from pydantic import SecretStr
 
 from tests.unit.gateway.fakes import FakeBus
@@ -32,9 +33,10 @@ META = {"io.modelcontextprotocol/protocolVersion": PROTOCOL, "io.modelcontextpro
 async def gateway_client(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[httpx2.AsyncClient, FakeBus]]:
     settings = GatewaySettings(token=SecretStr(STATIC), state_dir=tmp_path, probe_interval=3600, **overrides)
     bus = FakeBus()
+    state = shared_state_for(settings, lambda: None)
     gateway = Gateway(settings=settings, bus=cast(Any, bus),
                       executor=ToolExecutor(cast(Any, bus), CallLimits(), build_security(settings)),
-                      state=shared_state_for(settings, lambda: None),
+                      state=state, keeper=state_keeper_for(settings, state, lambda: None, "test"),
                       health=HealthMonitor(cast(Any, bus), cluster="default", interval=3600, timeout=1))
     app = build_app(settings, gateway=gateway)
     transport = httpx2.ASGITransport(app)

@@ -22,7 +22,19 @@ def http_gateway_settings(host: str | None, port: int | None, token: str | None)
         secret = token or settings.bearer_secret()
     except OSError as exc:
         raise SecurityConfigError(f"PMCP_TOKEN_FILE: cannot read it ({type(exc).__name__})") from None
+    check_embedded_state(settings)
     return settings.model_copy(update={"token": SecretStr(secret or secrets.token_urlsafe(32)), "token_file": None})
+
+
+def check_embedded_state(settings: GatewaySettings) -> GatewaySettings:
+    """The embedded stacks run one NATS server and one gateway: state shared through a NATS cluster has no
+    place there, so PMCP_STATE=jetstream is refused before anything starts instead of being ignored."""
+    if settings.state == "jetstream":
+        raise SecurityConfigError("PMCP_STATE=jetstream needs a NATS cluster shared by several gateways; `up`, "
+                                  "`demo` and `stdio` without NATS_URL run one embedded NATS server and one gateway "
+                                  "with local state: unset PMCP_STATE, or run the services one by one (systemd, "
+                                  "compose) with NATS_URL")
+    return settings
 
 
 def with_stack(settings: GatewaySettings, *, nats_url: str, config_path: Path,

@@ -15,7 +15,7 @@ from proxmox_mcp_gateway.stdio import run_stdio
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.config import load_proxmox_config
 
-from proxmox_mcp_cli.gateway_settings import with_stack
+from proxmox_mcp_cli.gateway_settings import check_embedded_state, with_stack
 from proxmox_mcp_cli.stack import EmbeddedStack, config_for_sim, shared_worker_env
 
 
@@ -25,6 +25,8 @@ def run_stdio_stack(*, demo: bool) -> int:
         settings = GatewaySettings()
         load_command_profiles(settings)
         loop = {"loop_factory": event_loop.loop_factory()}
+        if demo or not external:
+            check_embedded_state(settings)
     except START_ERRORS as exc:
         return refuse_start(exc)
     if external and not demo:

@@ -17,7 +17,13 @@ from proxmox_mcp_runtime.metrics.serve import render_latest
 
 from proxmox_mcp_gateway import __version__
 from proxmox_mcp_gateway.audit import AuditLog
-from proxmox_mcp_gateway.auth import BearerAuthMiddleware, TokenAuthenticator, TokenRecord, digest_secret
+from proxmox_mcp_gateway.auth import (
+    BearerAuthMiddleware,
+    TokenAuthenticator,
+    TokenRecord,
+    TokenSource,
+    digest_secret,
+)
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.conformance_fixtures import FIXTURE, ConformanceFixtures, FixtureTaskSource
@@ -48,6 +54,7 @@ from proxmox_mcp_gateway.security import (
 )
 from proxmox_mcp_gateway.settings import GatewaySettings
 from proxmox_mcp_gateway.shared_state import SharedState, shared_state_for
+from proxmox_mcp_gateway.state_wiring import StateKeeper, state_keeper_for
 from proxmox_mcp_gateway.task_records import TaskRecords
 from proxmox_mcp_gateway.task_runs import TaskRuns, TaskSource
 from proxmox_mcp_gateway.task_sources import PROXMOX, ProxmoxTaskSource
@@ -67,6 +74,8 @@ class Gateway:
     executor: ToolExecutor
     health: HealthMonitor
     state: SharedState
+    keeper: StateKeeper
+    """What PMCP_STATE changes in the call path (token source, audit replica, shared limits) and its start."""
 
     @property
     def security(self) -> CallSecurity:
@@ -82,6 +91,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     register_startup_secrets(settings)
     bus = WorkerBus(BusSettings(nats_url=settings.nats_url, heartbeat_interval=settings.heartbeat_interval),
                     observer=observe_nats_request)
+    state = shared_state_for(settings, lambda: bus.nats_client)
+    keeper = state_keeper_for(settings, state, lambda: bus.nats_client, bus.settings.gateway_id)
     clusters = settings.cluster_names()
     limits = CallLimits(
         api_timeout=settings.api_timeout,
@@ -91,8 +102,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         default_cluster=clusters.default,
         clusters=clusters.known,
     )
-    security = build_security(settings, observer=observe_call)
-    state = shared_state_for(settings, lambda: bus.nats_client)
+    security = build_security(settings, observer=observe_call, shared_limiter=keeper.limiter,
+                              audit_replica=keeper.audit_replica)
     follower = TaskFollower(bus, poll_interval=settings.task_poll_interval, api_timeout=settings.api_timeout,
                             redactor=security.redactor)
     sources: dict[str, TaskSource] = {PROXMOX: ProxmoxTaskSource(follower)}
@@ -107,7 +118,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
-    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state)
+    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state,
+                      keeper=keeper)
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
@@ -119,13 +131,14 @@ def fixtures_for(gateway: Gateway) -> ConformanceFixtures | None:
     return ConformanceFixtures(gateway.executor.task_runs)
 
 
-def authenticator_from(settings: GatewaySettings) -> TokenAuthenticator:
+def authenticator_from(settings: GatewaySettings, source: TokenSource | None = None) -> TokenAuthenticator:
+    """source: where stored tokens come from (the JetStream snapshot); None: the token file."""
     records: list[TokenRecord] = []
     secret = settings.bearer_secret()
     if secret:
         records.append(TokenRecord(token_id="static", digest=digest_secret(secret), scope=settings.token_scope,
                                    command_profile=settings.token_profile))
-    return TokenAuthenticator(records, store_path=settings.tokens_path())
+    return TokenAuthenticator(records, store_path=settings.tokens_path(), source=source)
 
 
 LOCAL_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
@@ -141,17 +154,19 @@ def transport_security(settings: GatewaySettings) -> TransportSecuritySettings:
 
 
 async def _connect_forever(gateway: Gateway) -> None:
+    """Connect to NATS, then load the shared state (JetStream), each retried until it works."""
     delay = 0.1
     while True:
         try:
             await gateway.bus.connect()
             log.info("connected to NATS")
             gateway.health.poke()
-            return
+            break
         except Exception as exc:
             log.warning("NATS not reachable yet", extra={"error_type": type(exc).__name__, "retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+    await gateway.keeper.run()
 
 
 def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
@@ -176,6 +191,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting  # a connect under way ends before the bus closes, not after
             await gw.health.stop()
+            await gw.keeper.close()
             await gw.state.close()
             await gw.bus.close()
             if oauth is not None:
@@ -190,13 +206,16 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return gw.health.report()
+        return {**gw.health.report(), "state": gw.keeper.report()}
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
         await gw.health.refresh_workers()
-        body = {"ready": gw.health.ready(), "checks": {k: gw.health.checks[k].status
-                                                        for k in ("nats", "ssh-worker", "api-worker")}}
+        checks = {k: gw.health.checks[k].status for k in ("nats", "ssh-worker", "api-worker")}
+        checks["state"] = "ok" if gw.keeper.ready() else "loading"
+        body: dict[str, Any] = {"ready": gw.health.ready() and gw.keeper.ready(), "checks": checks}
+        if not gw.keeper.ready():
+            body["state"] = gw.keeper.report()
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics", include_in_schema=False)
@@ -229,7 +248,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(RoutingHeaderGate, admission=gw.executor.admission, path="/mcp", on_reject=on_reject,
                        step_up=challenger)
-    app.add_middleware(BearerAuthMiddleware, authenticator=authenticator or authenticator_from(settings),
+    app.add_middleware(BearerAuthMiddleware,
+                       authenticator=authenticator or authenticator_from(settings, gw.keeper.token_source),
                        protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)
     app.add_middleware(EdgeMiddleware, policy=edge_policy(settings, security), on_reject=on_reject)
     app.add_middleware(HttpMetricsMiddleware)

@@ -3,6 +3,10 @@
 Concurrent callers share one write+fsync: each append waits for the batch that holds its record, so the
 durability guarantee holds without serializing every call on its own fsync. Size-based rotation keeps
 `path.1 .. path.N`. A failed write raises AuditError (the caller fails closed) and is counted.
+
+With a replica (PMCP_STATE=jetstream: the PMCP_AUDIT stream, audit_stream.py) each record is also stored there,
+at the same time; append returns when both the fsync and the replica's acknowledgement are done, and fails when
+either fails. `append` is the one place a record is written.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 
 class AuditError(RuntimeError):
-    """The record could not be made durable."""
+    """The record could not be made durable; the message says where and why (never the record)."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+        """The replicated store did not answer (no quorum, no connection): it may work again by itself."""
+
+
+class AuditReplica(Protocol):
+    async def store(self, line: bytes) -> None:
+        """Return once the record (one JSON object, no newline) is stored; AuditError otherwise."""
+        ...
 
 
 def utc_timestamp(moment: float | None = None) -> str:
@@ -32,15 +47,17 @@ def utc_timestamp(moment: float | None = None) -> str:
 
 class AuditLog:
     def __init__(self, path: Path, *, max_bytes: int = 64 * 1024 * 1024, backups: int = 5,
-                 on_failure: Callable[[Exception], None] | None = None) -> None:
+                 on_failure: Callable[[Exception], None] | None = None, replica: AuditReplica | None = None) -> None:
         self.path = path
+        self.replica = replica
         self.max_bytes = max_bytes
         self.backups = backups
         self.on_failure = on_failure
         self.failures = 0
         """Writes that failed since start (exported as a metric by the ops side)."""
         self.written = 0
-        self.last_error: str | None = None
+        self.file_error: str | None = None
+        self.replica_error: str | None = None
         self._fd: int | None = None
         self._ino: int | None = None
         self._size = 0
@@ -49,8 +66,12 @@ class AuditLog:
         self._io_lock = threading.Lock()
 
     @property
+    def last_error(self) -> str | None:
+        return self.file_error or self.replica_error
+
+    @property
     def healthy(self) -> bool:
-        """False after a failed write, until the next write succeeds."""
+        """False after a failed write (file or replica), until the next write there succeeds."""
         return self.last_error is None
 
     async def append(self, record: dict[str, Any]) -> None:
@@ -60,13 +81,28 @@ class AuditLog:
         self._pending.append((line, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._drain())
-        # shield: a cancelled caller does not cancel the batch other callers wait on.
-        await asyncio.shield(future)
+        if self.replica is None:
+            # shield: a cancelled caller does not cancel the batch other callers wait on.
+            await asyncio.shield(future)
+            return
+        outcomes = await asyncio.gather(asyncio.shield(future), self._store_replica(line[:-1]),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
-    def append_sync(self, record: dict[str, Any]) -> None:
-        """Blocking append, for code without an event loop."""
-        line = (json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        self._write_batch(line)
+    async def _store_replica(self, line: bytes) -> None:
+        assert self.replica is not None
+        try:
+            await self.replica.store(line)
+        except AuditError as exc:
+            self.failures += 1
+            self.replica_error = str(exc)
+            if self.on_failure is not None:
+                with contextlib.suppress(Exception):
+                    self.on_failure(exc)
+            raise
+        self.replica_error = None
 
     async def _drain(self) -> None:
         while self._pending:
@@ -75,7 +111,8 @@ class AuditLog:
             try:
                 await asyncio.to_thread(self._write_batch, data)
             except Exception as exc:
-                failure = AuditError(f"audit log write failed ({type(exc).__name__})")
+                failure = AuditError(f"the audit record could not be written to the local audit file "
+                                     f"({type(exc).__name__})")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
@@ -98,10 +135,10 @@ class AuditLog:
                 os.fsync(fd)
                 self._size += len(data)
                 self.written += data.count(b"\n")
-                self.last_error = None
+                self.file_error = None
             except OSError as exc:
                 self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc.strerror}"
+                self.file_error = f"{type(exc).__name__}: {exc.strerror}"
                 log.error("audit log write failed", extra={"error_type": type(exc).__name__,
                                                            "failures": self.failures})
                 self._close()

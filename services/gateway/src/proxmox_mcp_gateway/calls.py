@@ -35,7 +35,7 @@ from proxmox_mcp_gateway.clusters import ClusterNames
 from proxmox_mcp_gateway.confirm import ConfirmationChannel, ConfirmationPending, bound_channel
 from proxmox_mcp_gateway.dispatch import CallRequest, CallRunner, CallState, DispatchLimits, TaskTicket, upid_of
 from proxmox_mcp_gateway.idempotency import IdempotencyLedger
-from proxmox_mcp_gateway.limits import CallLimiter
+from proxmox_mcp_gateway.limits import Limiter
 from proxmox_mcp_gateway.metrics import CANCELLED, tool_in_flight
 from proxmox_mcp_gateway.oauth.principal import OAuthPrincipal
 from proxmox_mcp_gateway.task_runs import TaskRuns
@@ -71,11 +71,20 @@ class CallSecurity:
     """The security parts of the call path; the defaults (no limits, no audit) suit in-process tools/benches."""
 
     access: AccessPolicy = field(default_factory=AccessPolicy)
-    limiter: CallLimiter | None = None
+    limiter: Limiter | None = None
     audit: AuditLog | None = None
     redactor: Redactor = DEFAULT_REDACTOR
     confirm: ConfirmHook | None = None
     observer: CallObserver | None = None
+
+
+def _audit_failure(exc: AuditError, message: str, *, performed: bool) -> ServiceFailure:
+    """A record that could not be stored: `internal` when the local file failed (an operator must fix it),
+    `unavailable` when only the replicated stream did not answer (another gateway, or this one a little later,
+    may work: retryable when nothing was performed)."""
+    if exc.unavailable:
+        return ServiceFailure(ErrorCode.UNAVAILABLE, message, retryable=not performed)
+    return ServiceFailure(ErrorCode.INTERNAL, message + "; an operator must fix the audit log")
 
 
 def parse_args(spec: ToolSpec, raw: dict[str, Any] | None) -> BaseModel:
@@ -175,10 +184,10 @@ class ToolExecutor:
         try:
             try:
                 if sec.limiter is not None:
-                    sec.limiter.check_rate(caller.token_id, name)
+                    await sec.limiter.admit(caller.token_id, name)
                 spec = sec.access.lookup(name, caller, any_offered=any_offered)
-                slot = sec.limiter.running(caller.token_id) if sec.limiter is not None else contextlib.nullcontext()
-                with slot:
+                slot = sec.limiter.slot(caller.token_id) if sec.limiter is not None else contextlib.nullcontext()
+                async with slot:
                     args = parse_args(spec, raw_args)
                     cluster = self.clusters.resolve(getattr(args, "cluster", None))
                     record["cluster"] = cluster
@@ -221,9 +230,8 @@ class ToolExecutor:
             with anyio.CancelScope(shield=True):
                 await self._audit_cancelled(record, started, decision, state)
             raise
-        except AuditError:
-            raise ServiceFailure(ErrorCode.INTERNAL, "the audit log could not be written, so the call was not "
-                                 "performed; an operator must fix the audit log") from None
+        except AuditError as exc:
+            raise _audit_failure(exc, f"{exc}, so the call was not performed", performed=False) from None
         if isinstance(result, TaskTicket):
             await self._audit(record, started, decision, None, state=state)
             return result
@@ -285,11 +293,13 @@ class ToolExecutor:
                 if error is not None:
                     entry["message"] = error.message
                 await self.security.audit.append(entry)
-        except AuditError:
-            code, details = ErrorCode.INTERNAL.value, {}
+        except AuditError as exc:
+            failure = _audit_failure(exc, f"{exc}, so the call was refused and not performed" if denied else
+                                     f"{exc}; the result of this call is withheld (the operation itself may have run)",
+                                     performed=not denied)
+            code, details = failure.info.code.value, {}
             # Fail closed: a call whose record is not durable does not answer with its result.
-            raise ServiceFailure(ErrorCode.INTERNAL, "the audit log could not be written; the result of this call "
-                                 "is withheld" + ("" if denied else " (the operation itself may have run)")) from None
+            raise failure from None
         finally:
             if self.security.observer is not None:
                 with contextlib.suppress(Exception):

@@ -10,8 +10,9 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 
@@ -89,8 +90,26 @@ def rate_limited(message: str, retry_after: float, limit: str) -> ServiceFailure
                           retryable=True, details={"retry_after": round(wait, 3), "limit": limit})
 
 
+class Limiter(Protocol):
+    """The call path's view of the limits: in memory (CallLimiter) or shared by the replicas (SharedCallLimiter)."""
+
+    async def admit(self, token_id: str, tool: str) -> None:
+        """Count the call against its rate limits, or raise ServiceFailure (rate_limited, unavailable)."""
+        ...
+
+    def slot(self, token_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one of the token's concurrent-call slots for the block, or raise ServiceFailure."""
+        ...
+
+    def refusal(self, token_id: str, tool: str) -> ServiceFailure | None:
+        """What admit would raise now as far as this gateway can tell without a round trip, consuming nothing
+        (the check from the routing headers, before a body is read); None when it cannot tell."""
+        ...
+
+
 class CallLimiter:
-    """All call limits of the gateway. check() takes from the buckets only when every one of them allows."""
+    """All call limits of one gateway, in memory. check_rate() takes from the buckets only when every one of them
+    allows."""
 
     def __init__(self, per_token: RateSpec | None, per_tool: Mapping[str, RateSpec | None] | None = None,
                  max_concurrent: int = 0, clock: Clock = time.monotonic) -> None:
@@ -132,6 +151,14 @@ class CallLimiter:
         if tool_spec is not None:
             checks.append((self._bucket((token_id, tool), tool_spec), f"this token's rate limit for {tool}", "tool"))
         return checks
+
+    async def admit(self, token_id: str, tool: str) -> None:
+        self.check_rate(token_id, tool)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, token_id: str) -> AsyncGenerator[None]:
+        with self.running(token_id):
+            yield
 
     @contextlib.contextmanager
     def running(self, token_id: str) -> Generator[None, None, None]:

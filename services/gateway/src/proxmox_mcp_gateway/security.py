@@ -16,11 +16,11 @@ from proxmox_mcp_runtime.redact import register_env_secrets, register_secret
 from starlette.types import Scope
 
 from proxmox_mcp_gateway.access import AccessPolicy
-from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
+from proxmox_mcp_gateway.audit import AuditError, AuditLog, AuditReplica, utc_timestamp
 from proxmox_mcp_gateway.calls import CallObserver, CallSecurity
 from proxmox_mcp_gateway.confirm import ConfirmPolicy
 from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook
-from proxmox_mcp_gateway.limits import CallLimiter, RateSpec, parse_tool_rates
+from proxmox_mcp_gateway.limits import CallLimiter, Limiter, RateSpec, parse_tool_rates
 from proxmox_mcp_gateway.oauth.resource_server import OAuthConfigError, OAuthResourceServer, config_from
 from proxmox_mcp_gateway.settings import GatewaySettings
 
@@ -38,11 +38,14 @@ def load_command_profiles(settings: GatewaySettings) -> dict[str, ProfileSpec]:
         raise SecurityConfigError(str(exc)) from None
 
 
-def build_security(settings: GatewaySettings, observer: CallObserver | None = None) -> CallSecurity:
-    limiter = CallLimiter(per_token=RateSpec.parse(settings.rate_limit),
-                          per_tool=parse_tool_rates(settings.tool_rate_limits),
-                          max_concurrent=settings.max_concurrent_per_token)
-    audit = AuditLog(settings.audit_path(), max_bytes=settings.audit_max_bytes, backups=settings.audit_backups)
+def build_security(settings: GatewaySettings, observer: CallObserver | None = None, *,
+                   shared_limiter: Limiter | None = None, audit_replica: AuditReplica | None = None) -> CallSecurity:
+    """shared_limiter / audit_replica: the JetStream parts when several replicas share state (state_wiring)."""
+    limiter = shared_limiter or CallLimiter(per_token=RateSpec.parse(settings.rate_limit),
+                                            per_tool=parse_tool_rates(settings.tool_rate_limits),
+                                            max_concurrent=settings.max_concurrent_per_token)
+    audit = AuditLog(settings.audit_path(), max_bytes=settings.audit_max_bytes, backups=settings.audit_backups,
+                     replica=audit_replica)
     access = AccessPolicy(read_only=settings.read_only, extra_profiles=load_command_profiles(settings),
                           exposed=settings.exposed_tools())
     if settings.read_only:

@@ -88,6 +88,12 @@ class GatewaySettings(BaseSettings):
         default="local", description="Where state shared by gateway replicas lives: local (one gateway: "
         "STATE_DIR files) or jetstream (KV buckets and streams on the NATS cluster)")
     state_replicas: int = Field(default=3, ge=1, le=5, description="JetStream replicas of the shared state")
+    state_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds a write to the shared state "
+                                 "(audit record, rate count, concurrency slot) may take, retried through a JetStream "
+                                 "leader election, before the call fails closed")
+    slot_ttl: int = Field(default=30, ge=3, le=3600, description="Seconds a concurrency slot on JetStream lives "
+                          "unless its gateway renews it (every third of it): how long a dead gateway's calls still "
+                          "count against the cap")
     request_state_key_file: Path | None = Field(
         default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
         "between gateway replicas (default: a key of this process)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import anyio
@@ -20,6 +22,9 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
     caller = Caller(token_id="stdio", scope=settings.stdio_scope, command_profile=settings.stdio_profile)
     server = build_mcp_server(gateway.executor, stdio_caller=caller, fixtures=fixtures_for(gateway))
     await gateway.bus.connect()
+    # Shared state (PMCP_STATE=jetstream): the audit stream and shared limits; loaded in the background, calls
+    # fail closed until the cluster answers.
+    loading = asyncio.create_task(gateway.keeper.run())
     deadline = time.monotonic() + wait_for_workers
     while time.monotonic() < deadline:
         kinds = (WorkerKind.SSH, WorkerKind.API)
@@ -30,6 +35,10 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        loading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loading
+        await gateway.keeper.close()
         await gateway.state.close()
         await gateway.bus.close()
 

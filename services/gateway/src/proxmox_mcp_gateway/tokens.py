@@ -112,6 +112,65 @@ def default_state_dir() -> Path:
     return Path(base) / "proxmox-mcp"
 
 
+def live_name_taken(name: str) -> str:
+    return f"a live token named {name!r} exists already; revoke it or pick another name"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a new token may do, checked; the same rules for the token file and the JetStream bucket."""
+
+    name: str
+    scope: Scope
+    profile: str
+    tools: list[str] | None
+    cidrs: list[str]
+    expires_at: datetime | None
+
+    @classmethod
+    def checked(cls, *, name: str, scope: Scope, profile: str | None = None, tools: list[str] | None = None,
+                cidrs: list[str] | None = None, expires_at: datetime | None = None,
+                known_profiles: Collection[str] | None = None,
+                known_tools: Collection[str] | None = None) -> TokenGrant:
+        if not _NAME.match(name):
+            raise TokenStoreError("--name: 1-64 characters, letters, digits, space, '.', '_', '@', '-'")
+        if profile is not None and not scope.includes(Scope.EXEC):
+            raise TokenStoreError("--profile only matters for exec and admin tokens (it governs execute_command)")
+        profile = profile or DEFAULT_PROFILE[scope]
+        if known_profiles is not None and profile not in known_profiles:
+            raise TokenStoreError(f"--profile {profile!r} is unknown; known: {', '.join(sorted(known_profiles))}")
+        if profile == "admin" and scope is not Scope.ADMIN:
+            raise TokenStoreError("--profile admin needs --scope admin")
+        unknown_tools = sorted(set(tools or ()) - set(known_tools)) if known_tools is not None else []
+        if unknown_tools:
+            raise TokenStoreError(f"--tools: unknown tool(s) {', '.join(unknown_tools)}")
+        try:
+            networks = [str(network) for network in parse_networks(cidrs or [])]
+        except ValueError as exc:
+            raise TokenStoreError(f"--cidr: {exc}") from None
+        return cls(name=name, scope=scope, profile=profile, tools=sorted(set(tools)) if tools else None,
+                   cidrs=networks, expires_at=expires_at)
+
+    def mint(self, taken: Collection[str] = ()) -> NewToken:
+        """A new token with an id not in taken; its secret exists only in the returned NewToken."""
+        token_id = secrets.token_hex(6)
+        while token_id in taken:
+            token_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        entry = TokenEntry(id=token_id, name=self.name, hash=hash_token(token), scope=self.scope,
+                           profile=self.profile, tools=self.tools, cidrs=self.cidrs,
+                           created_at=datetime.now(UTC).replace(microsecond=0), expires_at=self.expires_at)
+        return NewToken(entry=entry, secret=token)
+
+
+def revoked_copy(entry: TokenEntry) -> TokenEntry:
+    return entry.model_copy(update={"revoked": True, "revoked_at": datetime.now(UTC).replace(microsecond=0)})
+
+
+def unknown_token(token_id: str) -> str:
+    return f"no token with id {token_id!r} (see `proxmox-mcp token list`)"
+
+
 class TokenStore:
     """Reads and rewrites the token file. Writers take an exclusive lock; readers see whole files only."""
 
@@ -135,36 +194,19 @@ class TokenStore:
     def create(self, *, name: str, scope: Scope, profile: str | None = None, tools: list[str] | None = None,
                cidrs: list[str] | None = None, expires_at: datetime | None = None,
                known_profiles: Collection[str] | None = None, known_tools: Collection[str] | None = None) -> NewToken:
-        if not _NAME.match(name):
-            raise TokenStoreError("--name: 1-64 characters, letters, digits, space, '.', '_', '@', '-'")
-        if profile is not None and not scope.includes(Scope.EXEC):
-            raise TokenStoreError("--profile only matters for exec and admin tokens (it governs execute_command)")
-        profile = profile or DEFAULT_PROFILE[scope]
-        if known_profiles is not None and profile not in known_profiles:
-            raise TokenStoreError(f"--profile {profile!r} is unknown; known: {', '.join(sorted(known_profiles))}")
-        if profile == "admin" and scope is not Scope.ADMIN:
-            raise TokenStoreError("--profile admin needs --scope admin")
-        unknown_tools = sorted(set(tools or ()) - set(known_tools)) if known_tools is not None else []
-        if unknown_tools:
-            raise TokenStoreError(f"--tools: unknown tool(s) {', '.join(unknown_tools)}")
-        try:
-            networks = [str(network) for network in parse_networks(cidrs or [])]
-        except ValueError as exc:
-            raise TokenStoreError(f"--cidr: {exc}") from None
+        return self.add(TokenGrant.checked(name=name, scope=scope, profile=profile, tools=tools, cidrs=cidrs,
+                                           expires_at=expires_at, known_profiles=known_profiles,
+                                           known_tools=known_tools))
+
+    def add(self, grant: TokenGrant) -> NewToken:
+        """A new token for a checked grant; names are unique among live tokens."""
         with self._locked():
             entries = self.load()
-            if any(e.name == name and not e.revoked for e in entries):
-                raise TokenStoreError(f"a live token named {name!r} exists already; revoke it or pick another name")
-            taken = {e.id for e in entries}
-            token_id = secrets.token_hex(6)
-            while token_id in taken:
-                token_id = secrets.token_hex(6)
-            token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-            entry = TokenEntry(id=token_id, name=name, hash=hash_token(token), scope=scope, profile=profile,
-                               tools=sorted(set(tools)) if tools else None, cidrs=networks,
-                               created_at=datetime.now(UTC).replace(microsecond=0), expires_at=expires_at)
-            self._write([*entries, entry])
-        return NewToken(entry=entry, secret=token)
+            if any(e.name == grant.name and not e.revoked for e in entries):
+                raise TokenStoreError(live_name_taken(grant.name))
+            new = grant.mint(taken={e.id for e in entries})
+            self._write([*entries, new.entry])
+        return new
 
     def revoke(self, token_id: str) -> TokenEntry:
         with self._locked():
@@ -172,11 +214,10 @@ class TokenStore:
             for index, entry in enumerate(entries):
                 if entry.id == token_id:
                     if not entry.revoked:
-                        entries[index] = entry.model_copy(update={
-                            "revoked": True, "revoked_at": datetime.now(UTC).replace(microsecond=0)})
+                        entries[index] = revoked_copy(entry)
                         self._write(entries)
                     return entries[index]
-        raise TokenStoreError(f"no token with id {token_id!r} (see `proxmox-mcp token list`)")
+        raise TokenStoreError(unknown_token(token_id))
 
     @contextlib.contextmanager
     def _locked(self) -> Generator[None, None, None]:

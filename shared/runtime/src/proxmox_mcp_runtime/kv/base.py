@@ -62,11 +62,12 @@ class KeyValueStore(Protocol):
 
     async def create(self, key: str, value: bytes, *, ttl: float | None = None) -> int:
         """Store value only if the key has none; the new revision. KeyExistsError otherwise. ttl: this entry's own
-        lifetime in seconds (shorter than the bucket's)."""
+        lifetime in whole seconds, at least 1 (shorter than the bucket's)."""
         ...
 
-    async def update(self, key: str, value: bytes, *, revision: int) -> int:
-        """Store value only if the key's latest revision is `revision`; KeyExistsError otherwise."""
+    async def update(self, key: str, value: bytes, *, revision: int, ttl: float | None = None) -> int:
+        """Store value only if the key's latest revision is `revision`; KeyExistsError otherwise. ttl: the new
+        value's own lifetime in seconds (renews an entry created with a ttl; None: the bucket's)."""
         ...
 
     async def put(self, key: str, value: bytes) -> int: ...
@@ -91,6 +92,15 @@ class StateBackend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def check_ttl(ttl: float | None) -> int | None:
+    """Per-entry lifetimes are whole seconds, at least one (what JetStream's Nats-TTL header takes)."""
+    if ttl is None:
+        return None
+    if ttl < 1 or ttl != int(ttl):
+        raise KvError(f"an entry's ttl must be a whole number of seconds, at least 1 (got {ttl})")
+    return int(ttl)
 
 
 def check_key(key: str) -> str:

@@ -21,6 +21,7 @@ from proxmox_mcp_runtime.kv.base import (
     KvError,
     KvUnavailableError,
     check_key,
+    check_ttl,
 )
 
 T = TypeVar("T")
@@ -177,6 +178,7 @@ class LocalBucket:
 
     async def create(self, key: str, value: bytes, *, ttl: float | None = None) -> int:
         check_key(key)
+        check_ttl(ttl)
 
         def create(db: sqlite3.Connection) -> int:
             if self._live(self._row(db, key)) is not None:
@@ -185,14 +187,15 @@ class LocalBucket:
 
         return await self._mutate(create)
 
-    async def update(self, key: str, value: bytes, *, revision: int) -> int:
+    async def update(self, key: str, value: bytes, *, revision: int, ttl: float | None = None) -> int:
         check_key(key)
+        check_ttl(ttl)
 
         def update(db: sqlite3.Connection) -> int:
             live = self._live(self._row(db, key))
             if live is None or live[1] != revision:
                 raise KeyExistsError(f"key changed in {self._spec.name} (expected revision {revision})")
-            return self._write(db, key, value, self._expiry(None))
+            return self._write(db, key, value, self._expiry(ttl))
 
         return await self._mutate(update)
 
