@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from proxmox_mcp_contracts.errors import ServiceFailure
 from proxmox_mcp_runtime.metrics.serve import render_latest
 
 from proxmox_mcp_gateway import __version__
+from proxmox_mcp_gateway.admin_rest import ADMIN_PREFIX, build_admin_router
 from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import BearerAuthMiddleware, TokenAuthenticator, TokenRecord, digest_secret
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
+from proxmox_mcp_gateway.freeze import GatewayFreeze
 from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.jsonrpc_envelope import JsonRpcEnvelopeMiddleware
 from proxmox_mcp_gateway.mcp_server import build_mcp_server
@@ -48,7 +51,7 @@ from proxmox_mcp_gateway.shared_state import SharedState, shared_state_for
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIXES = ("/mcp", "/api/mcp/tools")
+PROTECTED_PREFIXES = ("/mcp", "/api/mcp/tools", ADMIN_PREFIX)
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Gateway:
     executor: ToolExecutor
     health: HealthMonitor
     state: SharedState
+    freeze: GatewayFreeze | None = None
+    """The freeze switch (None: not followed, for in-process tests of other parts)."""
 
     @property
     def security(self) -> CallSecurity:
@@ -84,12 +89,15 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         default_cluster=clusters.default,
         clusters=clusters.known,
     )
-    executor = ToolExecutor(bus, limits, build_security(settings, observer=observe_call))
+    security = build_security(settings, observer=observe_call)
+    state = shared_state_for(settings, lambda: bus.nats_client)
+    freeze = GatewayFreeze(state, mode=settings.state, nats=lambda: bus.nats_client, audit=security.audit,
+                           timing=settings.control_timing())
+    executor = ToolExecutor(bus, limits, dataclasses.replace(security, freeze=freeze.guard))
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
-    state = shared_state_for(settings, lambda: bus.nats_client)
-    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state)
+    gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state, freeze=freeze)
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
@@ -142,6 +150,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         connecting = asyncio.create_task(_connect_forever(gw))
         gw.health.start()
+        if gw.freeze is not None:
+            gw.freeze.start()
         try:
             async with server.session_manager.run():
                 yield
@@ -150,6 +160,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting  # a connect under way ends before the bus closes, not after
             await gw.health.stop()
+            if gw.freeze is not None:
+                await gw.freeze.stop()
             await gw.state.close()
             await gw.bus.close()
             if oauth is not None:
@@ -164,7 +176,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return gw.health.report()
+        report = gw.health.report()
+        return report if gw.freeze is None else {**report, "freeze": gw.freeze.report()}
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
@@ -183,6 +196,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
+    if gw.freeze is not None:
+        app.include_router(build_admin_router(gw.freeze, gw.security.access, gw.audit))
     app.state.oauth = oauth
     if oauth is not None:  # RFC 9728 protected resource metadata: open, like /health
         for path in oauth.config.metadata_paths:

@@ -20,6 +20,8 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
     caller = Caller(token_id="stdio", scope=settings.stdio_scope, command_profile=settings.stdio_profile)
     server = build_mcp_server(gateway.executor, stdio_caller=caller)
     await gateway.bus.connect()
+    if gateway.freeze is not None:
+        gateway.freeze.start()
     deadline = time.monotonic() + wait_for_workers
     while time.monotonic() < deadline:
         kinds = (WorkerKind.SSH, WorkerKind.API)
@@ -30,6 +32,9 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        if gateway.freeze is not None:
+            await gateway.freeze.stop()
+        await gateway.state.close()
         await gateway.bus.close()
 
 
