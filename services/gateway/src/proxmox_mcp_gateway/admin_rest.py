@@ -81,7 +81,7 @@ def build_admin_router(freeze: GatewayFreeze, access: AccessPolicy, audit: Audit
             return await refused(request, caller, action, reason)
         try:
             status = await freeze.change(frozen=frozen, by=caller.token_id, reason=redact_text(reason), via="rest",
-                                         actor=_actor(caller))
+                                         client=caller.address)
         except ValueError as exc:
             return await refused(request, caller, action, ErrorInfo(code=ErrorCode.INVALID_ARGUMENT,
                                                                     message=str(exc)))

@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 StateMode = Literal["local", "jetstream"]
 
 
-def change_record(change: FreezeChange, actor: dict[str, Any] | None = None) -> dict[str, Any]:
+def change_record(change: FreezeChange) -> dict[str, Any]:
+    """The audit record of one change, whichever gateway writes it (an admin call's token id and address too)."""
     record: dict[str, Any] = {
         "ts": utc_timestamp(), "event": "freeze" if change.frozen else "thaw", "by": change.by,
         "at": change.at.isoformat(), "reason": change.reason, "via": change.via, "seq": change.seq,
     }
-    return {**record, **(actor or {})}
+    if change.via == "rest":
+        record.update({"token_id": change.by, "client": change.client, "transport": "rest"})
+    return record
 
 
 class GatewayFreeze:
@@ -65,11 +68,9 @@ class GatewayFreeze:
             except AuditError:
                 log.error("a freeze switch change could not be audited; retrying")
 
-    async def audit_changes(self, state: FreezeState, *, actor: dict[str, Any] | None = None,
-                            own_seq: int | None = None) -> None:
-        """One audit record for each change of state not audited yet by any gateway. actor: who asked, added to
-        the record of change own_seq (the one this gateway just made). AuditError when a record failed (the
-        claim is given back, so the changes are audited on a later try)."""
+    async def audit_changes(self, state: FreezeState) -> None:
+        """One audit record for each change of state not audited yet by any gateway. AuditError when a record
+        failed (the claim is given back, so the changes are audited on a later try)."""
         if self._audit is None:
             self._audited_seq = state.seq
             return
@@ -77,19 +78,21 @@ class GatewayFreeze:
         if claim is not None:
             try:
                 for change in claim.changes:
-                    await self._audit.append(change_record(change, actor if change.seq == own_seq else None))
+                    await self._audit.append(change_record(change))
             except AuditError:
                 await claim.release()
                 raise
         self._audited_seq = max(self._audited_seq, state.seq)
 
     async def change(self, *, frozen: bool, by: str, reason: str, via: ChangeOrigin,
-                     actor: dict[str, Any] | None = None) -> FreezeStatus:
-        """Freeze or thaw, audit the change, then answer: the state as this gateway now knows it.
+                     client: str | None = None) -> FreezeStatus:
+        """Freeze or thaw, audit the change (unless a replica that saw it first does), then answer: the state as
+        this gateway now knows it.
 
         ValueError for a bad reason; KvError when the store cannot be written (nothing changed); AuditError when
         the change was made but its record could not be written."""
-        state, revision = await change_freeze(await self._bucket(), frozen=frozen, by=by, reason=reason, via=via)
+        state, revision = await change_freeze(await self._bucket(), frozen=frozen, by=by, reason=reason, via=via,
+                                              client=client)
         self.guard.observe(Observation(state, revision))
-        await self.audit_changes(state, actor=actor, own_seq=state.seq)
+        await self.audit_changes(state)
         return self.guard.status()

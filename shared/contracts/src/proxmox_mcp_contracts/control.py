@@ -32,6 +32,7 @@ class FreezeChange(BaseModel):
     at: datetime = Field(description="When the change was made (UTC)")
     reason: str = Field(min_length=1, max_length=MAX_REASON)
     via: ChangeOrigin
+    client: str | None = Field(default=None, max_length=100, description="The address an admin call came from")
 
     @field_validator("reason")
     @classmethod
@@ -69,8 +70,9 @@ class FreezeState(BaseModel):
         latest = self.latest
         return 0 if latest is None else latest.seq
 
-    def with_change(self, *, frozen: bool, by: str, at: datetime, reason: str, via: ChangeOrigin) -> FreezeState:
-        change = FreezeChange(seq=self.seq + 1, frozen=frozen, by=by, at=at, reason=reason, via=via)
+    def with_change(self, *, frozen: bool, by: str, at: datetime, reason: str, via: ChangeOrigin,
+                    client: str | None = None) -> FreezeState:
+        change = FreezeChange(seq=self.seq + 1, frozen=frozen, by=by, at=at, reason=reason, via=via, client=client)
         return FreezeState(changes=[change, *self.changes][:RECENT_CHANGES])
 
 

@@ -40,7 +40,7 @@ async def read_freeze(bucket: KeyValueStore) -> tuple[FreezeState, int]:
 
 
 async def change_freeze(bucket: KeyValueStore, *, frozen: bool, by: str, reason: str, via: ChangeOrigin,
-                        now: datetime | None = None) -> tuple[FreezeState, int]:
+                        client: str | None = None, now: datetime | None = None) -> tuple[FreezeState, int]:
     """Freeze or thaw; the new state and its revision. ValueError for a bad reason; FreezeStoreError when the
     store keeps changing under us; KvUnavailableError when it cannot be reached (nothing changed)."""
     reason = check_reason(reason)
@@ -50,7 +50,8 @@ async def change_freeze(bucket: KeyValueStore, *, frozen: bool, by: str, reason:
             current = parse_state(entry)
         except ValueError:
             current = FreezeState()  # a damaged value is replaced; its changes were audited when they were made
-        new = current.with_change(frozen=frozen, by=by, at=now or datetime.now(UTC), reason=reason, via=via)
+        new = current.with_change(frozen=frozen, by=by, at=now or datetime.now(UTC), reason=reason, via=via,
+                                  client=client)
         body = new.model_dump_json().encode()
         try:
             if entry is None:
