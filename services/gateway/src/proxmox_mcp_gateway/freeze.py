@@ -12,7 +12,7 @@ from proxmox_mcp_runtime.control import CONTROL_BUCKET, ControlTiming, FreezeGua
 from proxmox_mcp_runtime.control.relay import FreezeRelay, NatsGetter
 from proxmox_mcp_runtime.control.sources import BucketFreezeSource
 from proxmox_mcp_runtime.control.store import change_freeze, claim_unaudited
-from proxmox_mcp_runtime.kv import KeyValueStore
+from proxmox_mcp_runtime.kv import KeyValueStore, KvError
 
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, utc_timestamp
 from proxmox_mcp_gateway.shared_state import SharedState
@@ -67,6 +67,8 @@ class GatewayFreeze:
                 await self.audit_changes(status.state)
             except AuditError:
                 log.error("a freeze switch change could not be audited; retrying")
+            except KvError as exc:  # the store went away since the state was confirmed: the next round retries
+                log.warning("freeze switch changes not claimed for the audit", extra={"error_type": type(exc).__name__})
 
     async def audit_changes(self, state: FreezeState) -> None:
         """One audit record for each change of state not audited yet by any gateway. AuditError when a record
