@@ -55,7 +55,10 @@ def thawed_relay(nats_url: str, interval: float = 0.5) -> Iterator[None]:
     async def relay() -> None:
         nc = NatsClient()
         await nc.connect(servers=[nats_url], name="test-thawed-relay")
-        sender = FreezeRelay(lambda: nc, lambda: THAWED)
+        async def thawed() -> FreezeStatus:
+            return THAWED
+
+        sender = FreezeRelay(lambda: nc, thawed)
         try:
             while not stop.is_set():
                 await sender.publish(THAWED)

@@ -130,6 +130,8 @@ async def _connect_forever(gateway: Gateway) -> None:
             await gateway.bus.connect()
             log.info("connected to NATS")
             gateway.health.poke()
+            if gateway.freeze is not None:
+                await gateway.freeze.on_connected()
             return
         except Exception as exc:
             log.warning("NATS not reachable yet", extra={"error_type": type(exc).__name__, "retry_in_s": delay})

@@ -42,7 +42,7 @@ class GatewayFreeze:
         self._audited_seq = 0
         self.guard = FreezeGuard(BucketFreezeSource(self._bucket), timing, on_status=self._on_status,
                                  name="gateway")
-        self.relay = FreezeRelay(nats, self.guard.status) if mode == "local" else None
+        self.relay = FreezeRelay(nats, self.guard.current) if mode == "local" else None
         """local mode only: the workers cannot read the gateway's state file, so it tells them on NATS."""
 
     async def _bucket(self) -> KeyValueStore:
@@ -55,6 +55,16 @@ class GatewayFreeze:
         await self.guard.stop()
         if self.relay is not None:
             await self.relay.close()
+
+    async def on_connected(self) -> None:
+        """Right after the gateway connects to NATS: in local mode the relay answers workers from now on, instead of
+        from the loop's next round (a worker asked in between would refuse calls above read). Never raises."""
+        if self.relay is None:
+            return
+        try:
+            await self.relay.publish(await self.guard.current())
+        except Exception as exc:  # the loop's next round tries again
+            log.warning("freeze switch relay not started yet", extra={"error_type": type(exc).__name__})
 
     def report(self) -> dict[str, Any]:
         return {**self.guard.status().report(), "backend": self.mode}

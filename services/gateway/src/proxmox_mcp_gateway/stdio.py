@@ -22,6 +22,7 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
     await gateway.bus.connect()
     if gateway.freeze is not None:
         gateway.freeze.start()
+        await gateway.freeze.on_connected()
     deadline = time.monotonic() + wait_for_workers
     while time.monotonic() < deadline:
         kinds = (WorkerKind.SSH, WorkerKind.API)

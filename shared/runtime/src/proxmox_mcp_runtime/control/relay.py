@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -20,7 +20,8 @@ from proxmox_mcp_runtime.control.guard import FreezeStatus
 log = logging.getLogger(__name__)
 
 NatsGetter = Callable[[], NatsClient | None]
-StatusGetter = Callable[[], FreezeStatus]
+CurrentStatus = Callable[[], Awaitable[FreezeStatus]]
+"""The gateway's status, read once more first when it is not known (FreezeGuard.current)."""
 
 
 def broadcast_of(status: FreezeStatus) -> bytes:
@@ -33,9 +34,9 @@ def broadcast_of(status: FreezeStatus) -> bytes:
 
 
 class FreezeRelay:
-    def __init__(self, nats: NatsGetter, status: StatusGetter) -> None:
+    def __init__(self, nats: NatsGetter, current: CurrentStatus) -> None:
         self._nats = nats
-        self._status = status
+        self._current = current
         self._subscription: Subscription | None = None
         self._subscribed_on: NatsClient | None = None
 
@@ -53,7 +54,7 @@ class FreezeRelay:
 
         async def answer(msg: Msg) -> None:
             with contextlib.suppress(Exception):
-                await msg.respond(broadcast_of(self._status()))
+                await msg.respond(broadcast_of(await self._current()))
 
         await self.close()
         self._subscription = await nc.subscribe(  # pyright: ignore[reportUnknownMemberType]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 import nats.errors
@@ -21,6 +22,7 @@ from proxmox_mcp_runtime.kv import KeyValueStore, KvEntry
 
 BucketOpener = Callable[[], Awaitable[KeyValueStore]]
 INVALID_STATE = "the stored freeze state is not valid"
+NO_RESPONDER_RETRY = 0.05
 
 
 class ControlUnknownError(Exception):
@@ -85,11 +87,20 @@ class RelayFreezeSource:
         self._timeout = timeout
 
     async def read(self) -> Observation:
-        try:
-            reply = await self._nc.request(CONTROL_FREEZE_REQUEST_SUBJECT, b"", timeout=self._timeout)
-        except nats.errors.NoRespondersError:
-            raise ControlUnknownError("no gateway answered on NATS (with PMCP_STATE=local the gateway tells the "
-                                      "workers; PMCP_STATE must be the same for the gateway and the workers)") from None
+        # No responder may only mean the gateway is a moment from subscribing (it just connected): ask again
+        # until most of the timeout is spent, so that the caller's own timeout does not cut the answer off.
+        deadline = time.monotonic() + self._timeout * 0.8
+        while True:
+            try:
+                reply = await self._nc.request(CONTROL_FREEZE_REQUEST_SUBJECT, b"",
+                                               timeout=max(deadline - time.monotonic(), 0.01))
+                break
+            except nats.errors.NoRespondersError:
+                if time.monotonic() + NO_RESPONDER_RETRY >= deadline:
+                    raise ControlUnknownError(
+                        "no gateway answered on NATS (with PMCP_STATE=local the gateway tells the workers; "
+                        "PMCP_STATE must be the same for the gateway and the workers)") from None
+                await asyncio.sleep(NO_RESPONDER_RETRY)
         try:
             return _observation(reply.data)
         except ValidationError:
