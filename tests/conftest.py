@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from proxmox_mcp_runtime.ssh import paramiko_pipes
 
+from tests.support.control import thawed_relay
 from tests.support.demo import DemoStack, start_demo
 from tests.support.nats import NatsServer, start_nats
 
@@ -36,6 +37,15 @@ def nats_server(session_dir: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def thawed_control(nats_server: NatsServer) -> Iterator[None]:
+    """For tests that drive workers over the session NATS without a gateway: the freeze switch's relay, as a
+    thawed gateway in local mode sends it (a worker refuses everything above read while it cannot read the
+    switch). Tests that freeze start their own NATS."""
+    with thawed_relay(nats_server.url):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def spare_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimInfo]:
 
 
 @pytest.fixture(scope="session")
-def api_stack(api_sim: SimInfo, spare_sim: SimInfo, nats_server: NatsServer,
+def api_stack(api_sim: SimInfo, spare_sim: SimInfo, nats_server: NatsServer, thawed_control: None,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     workdir = tmp_path_factory.mktemp("api-worker")
     suffix = secrets.token_hex(3)

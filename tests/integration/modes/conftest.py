@@ -45,7 +45,7 @@ def beta_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimInfo]:
 
 
 @pytest.fixture(scope="session")
-def modes_stack(alpha_sim: SimInfo, beta_sim: SimInfo, nats_server: NatsServer,
+def modes_stack(alpha_sim: SimInfo, beta_sim: SimInfo, nats_server: NatsServer, thawed_control: None,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModesStack]:
     workdir = tmp_path_factory.mktemp("modes-workers")
     suffix = secrets.token_hex(3)

@@ -24,7 +24,7 @@ from tests.unit.runtime.command_policy.attack_table import ATTACKS
 
 @pytest.fixture(scope="module")
 def direct_worker(
-    nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+    nats_server: NatsServer, thawed_control: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Proc, SshdServer]]:
     workdir = tmp_path_factory.mktemp("direct-worker")
     sshd = start_sshd(workdir / "sshd")

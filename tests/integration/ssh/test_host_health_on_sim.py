@@ -37,7 +37,8 @@ class HealthStack:
 
 
 @pytest.fixture(scope="module")
-def stack(nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HealthStack]:
+def stack(nats_server: NatsServer, thawed_control: None,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[HealthStack]:
     workdir = tmp_path_factory.mktemp("host-health")
     sim = start_sim(workdir / "sim", nodes=3, guests=2)
     try:

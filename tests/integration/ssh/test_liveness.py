@@ -72,7 +72,7 @@ async def test_a_command_on_a_host_that_freezes_fails_within_the_liveness_window
 
 
 async def test_the_ssh_worker_takes_the_liveness_settings_from_its_environment_and_names_the_frozen_node(
-    sshd: SshdServer, nats_server: NatsServer, tmp_path: Path
+    sshd: SshdServer, nats_server: NatsServer, thawed_control: None, tmp_path: Path
 ) -> None:
     cluster = f"sshtest-liveness-{secrets.token_hex(3)}"
     config = ProxmoxConfig(clusters=[_cluster(cluster, sshd, max_command_timeout=60)])

@@ -67,7 +67,7 @@ def start_worker(config_path: Path, workdir: Path, name: str, **env: str) -> Pro
 
 @pytest.fixture(scope="module")
 def worker(
-    sshd: SshdServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+    sshd: SshdServer, nats_server: NatsServer, thawed_control: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerSetup]:
     workdir = tmp_path_factory.mktemp("ssh-worker")
     suffix = secrets.token_hex(3)

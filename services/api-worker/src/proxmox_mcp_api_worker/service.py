@@ -7,7 +7,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
-from proxmox_mcp_contracts.subjects import API_SERVICE_NAME
+from proxmox_mcp_contracts.subjects import API_SERVICE_NAME, WorkerKind
 from proxmox_mcp_runtime.config import ConfigError
 from proxmox_mcp_runtime.metrics.worker import watch_worker, worker_observer
 from proxmox_mcp_runtime.ssh import paramiko_pipes
@@ -35,6 +35,7 @@ def build_worker(config: ProxmoxConfig, settings: ApiWorkerSettings) -> tuple[Ap
         endpoints=worker.endpoints(),
         description="Drives the Proxmox VE API (guests, tasks, nodes, generic calls)",
         observer=worker_observer("api"),
+        freeze=settings.freeze_gate(WorkerKind.API),
     )
     return worker, runtime
 

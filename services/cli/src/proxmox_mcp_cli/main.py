@@ -14,7 +14,7 @@ from proxmox_mcp_runtime.env_file import load_env_file
 from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
 
-from proxmox_mcp_cli import audit_cli, doctor, keygen, tokens_cli
+from proxmox_mcp_cli import audit_cli, doctor, freeze_cli, keygen, tokens_cli
 from proxmox_mcp_cli.stack import EmbeddedStack, StackInfo, config_for_sim
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_parser(sub)
     tokens_cli.add_parser(sub)
     audit_cli.add_parser(sub)
+    freeze_cli.add_parsers(sub, add_env_file_option)
     return parser
 
 
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return tokens_cli.run(args)
     if args.command == "audit":
         return audit_cli.run(args)
+    if args.command in ("freeze", "thaw"):
+        return freeze_cli.run(args)
     if args.command == "gateway":
         from proxmox_mcp_gateway.server import main as gateway_main
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from proxmox_mcp_contracts.errors import ServiceFailure
 from proxmox_mcp_runtime.metrics.serve import render_latest
 
 from proxmox_mcp_gateway import __version__
+from proxmox_mcp_gateway.admin_rest import ADMIN_PREFIX, build_admin_router
 from proxmox_mcp_gateway.audit import AuditLog
 from proxmox_mcp_gateway.auth import (
     BearerAuthMiddleware,
@@ -28,6 +30,7 @@ from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.conformance_fixtures import FIXTURE, ConformanceFixtures, FixtureTaskSource
 from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
+from proxmox_mcp_gateway.freeze import GatewayFreeze
 from proxmox_mcp_gateway.health import HealthMonitor
 from proxmox_mcp_gateway.idempotency import IdempotencyLedger
 from proxmox_mcp_gateway.jsonrpc_envelope import JsonRpcEnvelopeMiddleware
@@ -62,7 +65,7 @@ from proxmox_mcp_gateway.tasks import TaskFollower
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIXES = ("/mcp", "/api/mcp/tools")
+PROTECTED_PREFIXES = ("/mcp", "/api/mcp/tools", ADMIN_PREFIX)
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Gateway:
     state: SharedState
     keeper: StateKeeper
     """What PMCP_STATE changes in the call path (token source, audit replica, shared limits) and its start."""
+    freeze: GatewayFreeze | None = None
+    """The freeze switch (None: not followed, for in-process tests of other parts)."""
 
     @property
     def security(self) -> CallSecurity:
@@ -114,12 +119,15 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
                          poll_interval_ms=max(100, int(settings.task_poll_interval * 1000)), audit=security.audit,
                          redactor=security.redactor)
     ledger = IdempotencyLedger(state.bucket, retention=settings.idempotency_ttl, wait=settings.idempotency_wait)
-    executor = ToolExecutor(bus, limits, security, follower=follower, ledger=ledger, tasks=task_runs)
+    freeze = GatewayFreeze(state, mode=settings.state, nats=lambda: bus.nats_client, audit=security.audit,
+                           timing=settings.control_timing())
+    executor = ToolExecutor(bus, limits, dataclasses.replace(security, freeze=freeze.guard), follower=follower,
+                            ledger=ledger, tasks=task_runs)
     health = HealthMonitor(bus, cluster=clusters.default, interval=settings.probe_interval,
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state,
-                      keeper=keeper)
+                      keeper=keeper, freeze=freeze)
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
@@ -161,6 +169,8 @@ async def _connect_forever(gateway: Gateway) -> None:
             await gateway.bus.connect()
             log.info("connected to NATS")
             gateway.health.poke()
+            if gateway.freeze is not None:
+                await gateway.freeze.on_connected()
             break
         except Exception as exc:
             log.warning("NATS not reachable yet", extra={"error_type": type(exc).__name__, "retry_in_s": delay})
@@ -183,6 +193,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     async def lifespan(_: FastAPI) -> AsyncGenerator[None, None]:
         connecting = asyncio.create_task(_connect_forever(gw))
         gw.health.start()
+        if gw.freeze is not None:
+            gw.freeze.start()
         try:
             async with server.session_manager.run():
                 yield
@@ -192,6 +204,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
                 await connecting  # a connect under way ends before the bus closes, not after
             await gw.health.stop()
             await gw.keeper.close()
+            if gw.freeze is not None:
+                await gw.freeze.stop()
             await gw.state.close()
             await gw.bus.close()
             if oauth is not None:
@@ -206,7 +220,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {**gw.health.report(), "state": gw.keeper.report()}
+        report = {**gw.health.report(), "state": gw.keeper.report()}
+        return report if gw.freeze is None else {**report, "freeze": gw.freeze.report()}
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
@@ -228,6 +243,8 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         return error_response(exc.info)
 
     app.include_router(build_rest_router(gw.executor))
+    if gw.freeze is not None:
+        app.include_router(build_admin_router(gw.freeze, gw.security.access, gw.audit))
     app.state.oauth = oauth
     if oauth is not None:  # RFC 9728 protected resource metadata: open, like /health
         for path in oauth.config.metadata_paths:

@@ -2,9 +2,9 @@
 
 Order: rate limits -> tool access (scope, allowlist, read-only, exposure profile) -> concurrency slot ->
 argument validation -> cluster (known names only) -> argument policy (command policy, proxmox_api rules) ->
-confirmation of destructive calls -> audit "started" (for calls that change something) -> NATS (and following
-the task when asked to wait) -> redaction -> audit record (fsync'd) -> reply. Every refusal is audited too, and
-so is a call the client cancels.
+freeze switch (calls above read) -> confirmation of destructive calls (then the freeze switch again) -> audit
+"started" (for calls that change something) -> NATS (and following the task when asked to wait) -> redaction ->
+audit record (fsync'd) -> reply. Every refusal is audited too, and so is a call the client cancels.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from proxmox_mcp_contracts.envelope import Caller
+from proxmox_mcp_contracts.envelope import Caller, Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ErrorInfo, ServiceFailure
 from proxmox_mcp_contracts.trace import child_traceparent, trace_id_of
+from proxmox_mcp_runtime.control import FreezeGuard
 from proxmox_mcp_runtime.logs import log_context
 from proxmox_mcp_runtime.redact import DEFAULT_REDACTOR, Redactor
 from proxmox_mcp_runtime.validation_errors import describe_validation_error
@@ -76,6 +77,8 @@ class CallSecurity:
     redactor: Redactor = DEFAULT_REDACTOR
     confirm: ConfirmHook | None = None
     observer: CallObserver | None = None
+    freeze: FreezeGuard | None = None
+    """The freeze switch: calls that need more than read are refused while frozen or while it is unknown."""
 
 
 def _audit_failure(exc: AuditError, message: str, *, performed: bool) -> ServiceFailure:
@@ -195,9 +198,11 @@ class ToolExecutor:
                     if key is not None:
                         record["idempotency_key"] = sec.redactor.redact_text(key)
                     decision = sec.access.authorize(spec, args, caller)
+                    await self._check_freeze(spec, args, decision)
                     if decision.destructive and sec.confirm is not None:
                         with bound_channel(confirmation):
                             await sec.confirm(spec, args, caller, decision)
+                        await self._check_freeze(spec, args, decision)  # a confirmation can take minutes
                     if not spec.idempotent_call(args) and sec.audit is not None:
                         await sec.audit.append({**record, "event": "tool_call_started",
                                                 "decision": self._decision_record(decision)})
@@ -248,6 +253,11 @@ class ToolExecutor:
         """Workers see the scope the gateway granted (read-only mode lowers it), never more."""
         effective = self.security.access.effective_scope(caller)
         return caller if effective is caller.scope else caller.model_copy(update={"scope": effective})
+
+    async def _check_freeze(self, spec: ToolSpec, args: BaseModel, decision: CallDecision) -> None:
+        if self.security.freeze is not None:
+            needed = Scope(decision.required_scope) if decision.required_scope else spec.required_scope(args)
+            await self.security.freeze.check(needed)
 
     async def _audit_event(self, record: dict[str, Any], event: str, decision: CallDecision) -> None:
         if self.security.audit is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from proxmox_mcp_contracts.envelope import Scope
+from proxmox_mcp_runtime.control import ControlTiming
 from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -94,6 +95,12 @@ class GatewaySettings(BaseSettings):
     slot_ttl: int = Field(default=30, ge=3, le=3600, description="Seconds a concurrency slot on JetStream lives "
                           "unless its gateway renews it (every third of it): how long a dead gateway's calls still "
                           "count against the cap")
+    control_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between confirmations of the "
+                                    "freeze switch (and, in local mode, between its broadcasts to the workers)")
+    control_stale_after: float = Field(default=2.0, gt=0, le=600, description="Seconds without a confirmation of "
+                                       "the freeze switch after which every call above read is refused")
+    control_timeout: float = Field(default=1.0, gt=0, le=60, description="Seconds one read of the freeze switch "
+                                   "may take")
     request_state_key_file: Path | None = Field(
         default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
         "between gateway replicas (default: a key of this process)")
@@ -134,6 +141,15 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _oauth_algorithms(cls, value: list[str]) -> list[str]:
         return list(check_algorithms(value))
+
+    @model_validator(mode="after")
+    def _control_timing(self) -> GatewaySettings:
+        self.control_timing()
+        return self
+
+    def control_timing(self) -> ControlTiming:
+        return ControlTiming(interval=self.control_interval, stale_after=self.control_stale_after,
+                             timeout=self.control_timeout)
 
     @model_validator(mode="after")
     def _oauth_complete(self) -> GatewaySettings:

@@ -1,7 +1,8 @@
 """Names of the state gateway replicas share on JetStream: one place for the gateway, the CLI and the tests.
 
-Buckets (KV): PMCP_TOKENS, PMCP_SLOTS and PMCP_CONTROL here; PMCP_TASKS and PMCP_IDEMPOTENCY are defined beside
-their records (task_records.py, idempotency.py). Streams: PMCP_AUDIT (every audit record) and one PMCP_RATE_*
+Buckets (KV): PMCP_TOKENS and PMCP_SLOTS here; PMCP_TASKS and PMCP_IDEMPOTENCY are defined beside their records
+(task_records.py, idempotency.py), PMCP_CONTROL (the freeze switch, which workers read too) in the runtime's
+control package. Streams: PMCP_AUDIT (every audit record) and one PMCP_RATE_*
 per rate-limit spec in use.
 """
 
@@ -20,7 +21,6 @@ IMPORT_MARKER_KEY = "meta.file-import"
 SLOTS = BucketSpec(name="PMCP_SLOTS", description="proxmox-mcp calls in flight per token (entries expire unless "
                    "their gateway renews them)")
 
-CONTROL_BUCKET = "PMCP_CONTROL"
 
 AUDIT_STREAM = "PMCP_AUDIT"
 AUDIT_SUBJECTS = "pmcp.audit.>"

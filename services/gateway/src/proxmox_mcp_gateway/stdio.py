@@ -25,6 +25,9 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
     # Shared state (PMCP_STATE=jetstream): the audit stream and shared limits; loaded in the background, calls
     # fail closed until the cluster answers.
     loading = asyncio.create_task(gateway.keeper.run())
+    if gateway.freeze is not None:
+        gateway.freeze.start()
+        await gateway.freeze.on_connected()
     deadline = time.monotonic() + wait_for_workers
     while time.monotonic() < deadline:
         kinds = (WorkerKind.SSH, WorkerKind.API)
@@ -39,6 +42,8 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
         with contextlib.suppress(asyncio.CancelledError):
             await loading
         await gateway.keeper.close()
+        if gateway.freeze is not None:
+            await gateway.freeze.stop()
         await gateway.state.close()
         await gateway.bus.close()
 

@@ -7,7 +7,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
-from proxmox_mcp_contracts.subjects import SSH_SERVICE_NAME
+from proxmox_mcp_contracts.subjects import SSH_SERVICE_NAME, WorkerKind
 from proxmox_mcp_runtime.config import ConfigError
 from proxmox_mcp_runtime.metrics.ssh import (
     declare_ssh_cluster,
@@ -50,6 +50,7 @@ def build_worker(config: ProxmoxConfig, settings: SshWorkerSettings) -> tuple[Ss
         endpoints=worker.endpoints(),
         description="Runs vetted commands on Proxmox hosts over pooled SSH connections",
         observer=worker_observer("ssh"),
+        freeze=settings.freeze_gate(WorkerKind.SSH),
     )
     return worker, runtime
 

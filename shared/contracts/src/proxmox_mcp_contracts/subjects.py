@@ -60,6 +60,12 @@ class ApiOp(StrEnum):
 HEARTBEAT_PREFIX = "pmcp.hb"
 
 
+CONTROL_FREEZE_SUBJECT = "pmcp.control.freeze"
+"""Local mode: the gateway publishes the freeze switch's state (FreezeBroadcast) here every interval and on change."""
+CONTROL_FREEZE_REQUEST_SUBJECT = "pmcp.control.freeze.get"
+"""Local mode: a worker asks the gateway for the freeze switch's state here (the reply is a FreezeBroadcast)."""
+
+
 def heartbeat_subject(gateway_id: str, request_id: str) -> str:
     return f"{HEARTBEAT_PREFIX}.{gateway_id}.{request_id}"
 

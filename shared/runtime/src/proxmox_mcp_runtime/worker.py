@@ -20,6 +20,7 @@ from proxmox_mcp_contracts.subjects import QUEUE_GROUP
 from proxmox_mcp_contracts.trace import TRACEPARENT, trace_id_of, valid_traceparent
 from pydantic import ValidationError
 
+from proxmox_mcp_runtime.control.worker_gate import WorkerFreezeGate
 from proxmox_mcp_runtime.logs import bind_log_context
 from proxmox_mcp_runtime.nats_typed import connect
 from proxmox_mcp_runtime.redact import redact_value, sanitize_error
@@ -51,6 +52,8 @@ class WorkerRuntime:
     endpoints: Sequence[Endpoint]
     description: str = ""
     observer: Observer | None = None
+    freeze: WorkerFreezeGate | None = None
+    """The freeze switch: every request above read is checked against it before its handler runs."""
     _inflight: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
     _counts: dict[str, EndpointCounts] = field(init=False)
     _service: Service | None = None
@@ -72,6 +75,8 @@ class WorkerRuntime:
 
     async def start(self, nc: NatsClient) -> Service:
         self._nc = nc
+        if self.freeze is not None:
+            await self.freeze.start(nc)
         config = ServiceConfig(name=self.service_name, version=self.version,
                                description=self.description or None, queue_group=QUEUE_GROUP)
         svc = await start_measured_service(nc, config, self._counts)
@@ -113,6 +118,9 @@ class WorkerRuntime:
                     _beat(self._nc, envelope.heartbeat_subject, envelope.heartbeat_interval)
                 )
             left = envelope.require_time_left()
+            if self.freeze is not None:
+                await self.freeze.check(endpoint.op, envelope.args)
+                left = envelope.require_time_left()
             try:
                 result = await asyncio.wait_for(endpoint.handler(envelope), timeout=left)
             except TimeoutError:
@@ -164,6 +172,8 @@ class WorkerRuntime:
             _, pending = await asyncio.wait(set(self._inflight), timeout=timeout)
             for task in pending:
                 task.cancel()
+        if self.freeze is not None:
+            await self.freeze.stop()
 
 
 async def _beat(nc: NatsClient, subject: str, interval: float) -> None:

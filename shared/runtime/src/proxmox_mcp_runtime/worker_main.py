@@ -7,15 +7,18 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from proxmox_mcp_contracts.settings import ProxmoxConfig
+from proxmox_mcp_contracts.subjects import WorkerKind
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.command_policy import PROFILES_ENV, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
+from proxmox_mcp_runtime.control.guard import ControlTiming
+from proxmox_mcp_runtime.control.worker_gate import WorkerFreezeGate
 from proxmox_mcp_runtime.env_file import with_env_file
 from proxmox_mcp_runtime.event_loop import EventLoopError
 from proxmox_mcp_runtime.logs import configure_logging
@@ -50,6 +53,33 @@ class WorkerBaseSettings(BaseSettings):
 
     def ssh_liveness(self) -> LivenessPolicy:
         return LivenessPolicy(interval=self.ssh_liveness_interval, misses=self.ssh_liveness_misses)
+
+    state: Literal["local", "jetstream"] = Field(
+        default="local", validation_alias="PMCP_STATE",
+        description="Where the freeze switch is read: jetstream (the PMCP_CONTROL bucket) or local (the gateway "
+        "relays it on NATS); the same value as the gateways'",
+    )
+    state_replicas: int = Field(default=3, ge=1, le=5, validation_alias="PMCP_STATE_REPLICAS")
+    control_interval: float = Field(default=0.5, gt=0, le=60, validation_alias="PMCP_CONTROL_INTERVAL")
+    control_stale_after: float = Field(
+        default=2.0, gt=0, le=600, validation_alias="PMCP_CONTROL_STALE_AFTER",
+        description="Seconds without a confirmation of the freeze switch after which everything above read is "
+        "refused",
+    )
+    control_timeout: float = Field(default=1.0, gt=0, le=60, validation_alias="PMCP_CONTROL_TIMEOUT")
+
+    @model_validator(mode="after")
+    def _control_timing(self) -> WorkerBaseSettings:
+        self.control_timing()  # stale_after must be longer than the interval: refused at start, variable named
+        return self
+
+    def control_timing(self) -> ControlTiming:
+        return ControlTiming(interval=self.control_interval, stale_after=self.control_stale_after,
+                             timeout=self.control_timeout)
+
+    def freeze_gate(self, kind: WorkerKind) -> WorkerFreezeGate:
+        """The freeze switch as this worker follows it (started with the worker's NATS connection)."""
+        return WorkerFreezeGate(kind, self.state, replicas=self.state_replicas, timing=self.control_timing())
 
     command_profiles: Path | None = Field(
         default=None, validation_alias=PROFILES_ENV,
