@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 import nats
 import pytest
+from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, HostConfig, ProxmoxConfig, SshSettings
 from proxmox_mcp_contracts.subjects import API_SERVICE_NAME, ApiOp, endpoint_name
@@ -187,8 +188,9 @@ async def _exercise_every_panel(stack: MonitoredStack) -> None:
         assert (await client.call_tool("execute_command", {"command": "rm -rf /"})).is_error
         assert not (await client.call_tool("execute_command", {"command": "uptime"})).is_error
         assert not (await client.call_tool(RATE_LIMITED_TOOL, {})).is_error
-        limited = await client.call_tool(RATE_LIMITED_TOOL, {})
-        assert limited.is_error and limited.structured_content["code"] == "rate_limited"  # type: ignore[index]
+        with pytest.raises(MCPError) as limited:  # a 2026-era call: refused from its Mcp-Name header
+            await client.call_tool(RATE_LIMITED_TOOL, {})
+        assert isinstance(limited.value.error.data, dict) and limited.value.error.data["code"] == "rate_limited"
         stopped = next(vm for vm in vms if vm["status"] == "stopped" and vm["type"] == "qemu")
         started = await client.call_tool("vm_action", {"vmid": stopped["vmid"], "action": "start", "wait": True})
         assert not started.is_error, started.content

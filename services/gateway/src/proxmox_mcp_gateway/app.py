@@ -264,7 +264,7 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
         app.add_middleware(ScopeStepUpMiddleware, challenger=challenger)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=on_reject)
     app.add_middleware(RoutingHeaderGate, admission=gw.executor.admission, path="/mcp", on_reject=on_reject,
-                       step_up=challenger)
+                       step_up=challenger, observer=observe_call)
     app.add_middleware(BearerAuthMiddleware,
                        authenticator=authenticator or authenticator_from(settings, gw.keeper.token_source),
                        protected_prefixes=PROTECTED_PREFIXES, on_reject=on_reject, oauth=oauth)

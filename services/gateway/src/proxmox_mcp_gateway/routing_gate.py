@@ -31,6 +31,8 @@ REFUSED_BY_GATEWAY: Final = -31000
 """JSON-RPC error code of a call the gateway refused from its routing headers (data.code says why)."""
 
 Admission = Callable[[str, Caller], ServiceFailure | None]
+RefusalObserver = Callable[[str, str, float, dict[str, Any]], None]
+"""(tool, error code, seconds, details): a refused call counted like one the executor refused (the metrics hook)."""
 
 
 class StepUp(Protocol):
@@ -66,12 +68,14 @@ def refusal_body(failure: ServiceFailure) -> bytes:
 
 class RoutingHeaderGate:
     def __init__(self, app: ASGIApp, admission: Admission, path: str = "/mcp",
-                 on_reject: RejectHook | None = None, step_up: StepUp | None = None) -> None:
+                 on_reject: RejectHook | None = None, step_up: StepUp | None = None,
+                 observer: RefusalObserver | None = None) -> None:
         self.app = app
         self.admission = admission
         self.path = path
         self.on_reject = on_reject
         self.step_up = step_up
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") == self.path:
@@ -94,6 +98,8 @@ class RoutingHeaderGate:
 
     async def _refuse(self, scope: Scope, send: Send, failure: ServiceFailure) -> None:
         info = failure.info
+        if self.observer is not None:  # a tool call refused here counts as one (calls, 429s by limit)
+            self.observer(decode_header_value(_header(scope, _NAME)) or "", info.code.value, 0.0, dict(info.details))
         if self.on_reject is not None:
             caller = _caller(scope)
             refused = info.model_copy(update={"details": {**info.details, "reason": "routing_header_refused"}})
