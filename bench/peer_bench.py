@@ -4,10 +4,12 @@ Starts our stack as bench/stack_bench.py does (NATS, pve-sim, both workers, the 
 against the same simulator, from the checkout given with --peer (its venv is built once and cached). Then, per pair
 of equivalent tools, in rounds that alternate the sides so the machine's noise hits all of them:
   - p50/p99 latency and calls/s at 1 and at N calls in flight (--in-flight, default 8), for ours over stdio
-    (`proxmox-mcp stdio`, official MCP client), over /mcp (official client; and the lean client of lean_mcp.py),
-    and for the peer over stdio (official client; it has no HTTP transport), and the ratios to the peer;
+    (`proxmox-mcp stdio`, official MCP client, in the 2026 era and in the older one the peer speaks), over /mcp
+    (official client; and the lean client of lean_mcp.py), and for the peer over stdio (official client; it has no
+    HTTP transport), and the ratios to the peer;
   - where one call of each pair answers differently, field by field;
-  - for each of our tools, where the time goes inside the services (their own histograms).
+  - for each of our tools, where the time goes inside the services (their own histograms);
+  - CPU per call of every process (client, stdio server, gateway, api-worker, NATS, simulator).
 Usage: uv run python bench/peer_bench.py --peer /path/to/ProxmoxMCP [--rounds 5 --calls 80]
 """
 
@@ -15,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
-import functools
 import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,121 +33,19 @@ import importlib.metadata  # noqa: E402
 from mcp import Client  # noqa: E402
 from proxmox_mcp_gateway.catalog import TOOLS_BY_NAME  # noqa: E402
 
-from bench.lean_mcp import PROTOCOL, lean_client  # noqa: E402
 from bench.peer_pairs import ToolPair, compare, tool_pairs  # noqa: E402
-from bench.peer_server import default_cache_root, ensure_peer_venv, peer_argv, peer_env, write_peer_config  # noqa: E402
-from bench.stack_bench import BenchStack, Stage, pct, running_stack, server_stages, stage_totals  # noqa: E402
-from tests.support.mcp_client import http_client, stdio_mcp_client  # noqa: E402
-from tests.support.procs import VENV_BIN  # noqa: E402
-from tests.support.services import GatewayProc  # noqa: E402
-
-Call = Callable[[], Awaitable[None]]
-
-
-def _tool_of(pair: ToolPair, ours: bool) -> tuple[str, dict[str, Any]]:
-    return (pair.ours, pair.ours_args) if ours else (pair.peer, pair.peer_args)
-
-
-async def _checked_call(client: Client, tool: str, args: dict[str, Any]) -> None:
-    result = await client.call_tool(tool, args)
-    if result.is_error:
-        raise RuntimeError(f"{tool} failed: {result.content}")
-
-
-class Side(Protocol):
-    """One way of calling one server."""
-
-    name: str
-    ours: bool
-    transport: str
-    """'stdio' or '/mcp': which of our processes measure the calls."""
-
-    @property
-    def protocol(self) -> str: ...
-
-    async def callers(self, pair: ToolPair, in_flight: int) -> list[Call]:
-        """in_flight functions making one call each of the pair's tool, to be run concurrently."""
-        ...
-
-
-class StdioSide:
-    """A stdio server serves one client: the calls in flight share its session."""
-
-    transport = "stdio"
-
-    def __init__(self, name: str, ours: bool, client: Client) -> None:
-        self.name, self.ours, self.client = name, ours, client
-
-    @property
-    def protocol(self) -> str:
-        return self.client.protocol_version
-
-    async def callers(self, pair: ToolPair, in_flight: int) -> list[Call]:
-        tool, args = _tool_of(pair, self.ours)
-        return [lambda: _checked_call(self.client, tool, args)] * in_flight
-
-
-class HttpSide:
-    """Our /mcp through the official client: one client (its own connection) per call in flight."""
-
-    ours, transport = True, "/mcp"
-
-    def __init__(self, name: str, open_client: Callable[[], contextlib.AbstractAsyncContextManager[Client]],
-                 exits: contextlib.AsyncExitStack) -> None:
-        self.name, self._open, self._exits = name, open_client, exits
-        self._clients: list[Client] = []
-
-    @property
-    def protocol(self) -> str:
-        return self._clients[0].protocol_version if self._clients else "not connected yet"
-
-    async def callers(self, pair: ToolPair, in_flight: int) -> list[Call]:
-        while len(self._clients) < in_flight:
-            self._clients.append(await self._exits.enter_async_context(self._open()))
-        return [functools.partial(_checked_call, client, pair.ours, pair.ours_args)
-                for client in self._clients[:in_flight]]
-
-
-class LeanSide:
-    """Our /mcp through lean_mcp: one keep-alive connection per call in flight, its request prepared. Connections
-    are opened (and used once) for each block, before its clock starts: an idle one is closed by the server after
-    a few seconds, and the other sides' blocks take longer than that."""
-
-    ours, transport, protocol = True, "/mcp", PROTOCOL
-
-    def __init__(self, name: str, gateway: GatewayProc, exits: contextlib.AsyncExitStack) -> None:
-        self.name, self._gateway = name, gateway
-        self._connections = contextlib.AsyncExitStack()
-        exits.push_async_callback(self._connections.aclose)
-
-    async def callers(self, pair: ToolPair, in_flight: int) -> list[Call]:
-        await self._connections.aclose()
-        self._connections = contextlib.AsyncExitStack()
-        clients = [await self._connections.enter_async_context(
-            lean_client(self._gateway.url, self._gateway.token, pair.ours, pair.ours_args)) for _ in range(in_flight)]
-        for client in clients:
-            await client.call()
-        return [client.call for client in clients]
-
-
-@contextlib.asynccontextmanager
-async def opened_sides(stack: BenchStack, peer_python: Path, workdir: Path) -> AsyncIterator[list[Side]]:
-    """Ours over stdio, over /mcp (official and lean clients), and the peer over stdio: all clients close on exit."""
-    gateway, sim = stack.gateway, stack.sim
-    async with contextlib.AsyncExitStack() as exits:
-        logs = [exits.enter_context((workdir / f"{name}.stderr").open("w")) for name in ("ours-stdio", "peer")]
-        ours_env = {"NATS_URL": stack.nats.url, "LOG_LEVEL": "WARNING", "PMCP_STATE_DIR": str(workdir / "stdio")}
-        ours_stdio = await exits.enter_async_context(
-            stdio_mcp_client([str(VENV_BIN / "proxmox-mcp"), "stdio"], ours_env, logs[0]))
-        config = write_peer_config(workdir / "peer-config.json", sim)
-        peer_stdio = await exits.enter_async_context(
-            stdio_mcp_client(peer_argv(peer_python), peer_env(config, sim), logs[1], cwd=workdir))
-        yield [
-            StdioSide("ours stdio", True, ours_stdio),
-            HttpSide("ours /mcp", lambda: http_client(gateway.url, gateway.token), exits),
-            LeanSide("ours /mcp lean", gateway, exits),
-            StdioSide("peer stdio", False, peer_stdio),
-        ]
+from bench.peer_server import default_cache_root, ensure_peer_venv  # noqa: E402
+from bench.peer_sides import Call, Side, StdioSide, opened_sides  # noqa: E402
+from bench.stack_bench import (  # noqa: E402
+    BenchStack,
+    Stage,
+    cpu_seconds,
+    pct,
+    running_stack,
+    server_stages,
+    stage_totals,
+)
+from tests.support.mcp_client import http_client  # noqa: E402
 
 
 @dataclass
@@ -159,6 +55,8 @@ class Tally:
     seconds: float = 0.0
     stages: dict[str, list[float]] = field(default_factory=dict[str, list[float]])
     """stage -> [seconds, observations] summed over the blocks (ours only)."""
+    cpu: dict[str, float] = field(default_factory=dict[str, float])
+    """process -> CPU seconds used during the blocks."""
 
     def add_stages(self, totals: list[tuple[str, float, float]]) -> None:
         for stage, seconds, seen in totals:
@@ -214,9 +112,16 @@ Key = tuple[str, int, int]
 """(side name, pair index, calls in flight)."""
 
 
+def shared_processes(stack: BenchStack) -> dict[str, int]:
+    """The processes every side's calls may use (besides its own stdio server), for CPU per call."""
+    return {"client": os.getpid(), "gateway": stack.gateway.proc.pid, "api-worker": stack.workers["api-worker"].pid,
+            "nats": stack.nats.proc.pid, "simulator": stack.sim.proc.pid}
+
+
 async def measure(stack: BenchStack, sides: list[Side], pairs: tuple[ToolPair, ...], rounds: int, calls: int,
                   in_flight: int) -> dict[Key, Tally]:
     tallies: dict[Key, Tally] = {}
+    shared = shared_processes(stack)
     for round_number in range(rounds):
         for index, pair in enumerate(pairs):
             shift = (round_number + index) % len(sides)
@@ -224,8 +129,12 @@ async def measure(stack: BenchStack, sides: list[Side], pairs: tuple[ToolPair, .
                 for level in (1, in_flight):
                     tally = tallies.setdefault((side.name, index, level), Tally())
                     callers = await side.callers(pair, level)
+                    pids = {**shared, **({"stdio server": side.server_pid} if side.server_pid else {})}
                     before = stack.scrape() if side.ours else None
+                    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     samples, done, seconds = await run_block(callers, calls)
+                    for name, pid in pids.items():
+                        tally.cpu[name] = tally.cpu.get(name, 0.0) + cpu_seconds(pid) - cpu_before[name]
                     if before is not None:
                         tally.add_stages(stage_totals(stages_of(pair, side.transport), before, stack.scrape()))
                     tally.samples += samples
@@ -280,6 +189,22 @@ def print_split(sides: list[Side], pairs: tuple[ToolPair, ...], tallies: dict[Ke
                 print(f"  {side.name:<14} {level:>2} in flight: {mean:6.2f} = {head}{tail}")
 
 
+def print_cpu(sides: list[Side], pairs: tuple[ToolPair, ...], tallies: dict[Key, Tally], in_flight: int) -> None:
+    """CPU ms per call of each process during the side's blocks (2 cores shared by all of them)."""
+    names = ("client", "stdio server", "gateway", "api-worker", "nats", "simulator")
+    print("\nCPU per call, ms (the client is this bench: the official MCP client, or lean_mcp; 'stdio server' is "
+          "`proxmox-mcp stdio` for ours, the peer's process for it; '-': not used by that side):")
+    print(f"{'':<16}{'in flight':>10}" + "".join(f"{name:>13}" for name in names) + f"{'all':>8}")
+    for index, pair in enumerate(pairs):
+        print(pair.label)
+        for side in sides:
+            for level in (1, in_flight):
+                tally = tallies[(side.name, index, level)]
+                used = {name: seconds / tally.calls * 1000 for name, seconds in tally.cpu.items()}
+                cells = "".join(f"{used[name]:>13.2f}" if name in used else f"{'-':>13}" for name in names)
+                print(f"  {side.name:<14}{level:>10}{cells}{sum(used.values()):>8.2f}")
+
+
 async def print_differences(pairs: tuple[ToolPair, ...], stack: BenchStack, peer_client: Client) -> None:
     print("\nwhere the answers differ (one call of each; the peer answers with text only, ours with structured "
           "content and a text rendering):")
@@ -323,6 +248,7 @@ async def main() -> None:
             tallies = await measure(stack, sides, pairs, args.rounds, args.calls, args.in_flight)
         print_latency(sides, pairs, tallies, args.in_flight)
         print_split(sides, pairs, tallies, args.in_flight)
+        print_cpu(sides, pairs, tallies, args.in_flight)
     print("load at the end " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
 
 
