@@ -252,5 +252,15 @@ async def main() -> None:
     print("load at the end " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
 
 
+def first_error(error: BaseException) -> BaseException:
+    """The clients' task groups nest the one error that matters ten groups deep."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None

@@ -40,6 +40,7 @@ class Side(Protocol):
     ours: bool
     transport: str
     """'stdio' or '/mcp': which of our processes measure the calls."""
+
     @property
     def server_pid(self) -> int | None:
         """The stdio server process this side alone uses."""
@@ -75,9 +76,8 @@ class HttpSide:
 
     ours, transport, server_pid = True, "/mcp", None
 
-    def __init__(self, name: str, open_client: Callable[[], contextlib.AbstractAsyncContextManager[Client]],
-                 exits: contextlib.AsyncExitStack) -> None:
-        self.name, self._open, self._exits = name, open_client, exits
+    def __init__(self, name: str, gateway: GatewayProc, exits: contextlib.AsyncExitStack) -> None:
+        self.name, self._gateway, self._exits = name, gateway, exits
         self._clients: list[Client] = []
 
     @property
@@ -86,7 +86,8 @@ class HttpSide:
 
     async def callers(self, pair: ToolPair, in_flight: int) -> list[Call]:
         while len(self._clients) < in_flight:
-            self._clients.append(await self._exits.enter_async_context(self._open()))
+            self._clients.append(await self._exits.enter_async_context(
+                http_client(self._gateway.url, self._gateway.token)))
         return [functools.partial(_checked_call, client, pair.ours, pair.ours_args)
                 for client in self._clients[:in_flight]]
 
@@ -123,20 +124,20 @@ def _child_pids() -> set[int]:
     return children
 
 
-async def _open_stdio(exits: contextlib.AsyncExitStack, name: str, argv: list[str], env: dict[str, str],
+async def _open_stdio(exits: contextlib.AsyncExitStack, name: str, ours: bool, argv: list[str], env: dict[str, str],
                       workdir: Path, mode: str = "auto") -> StdioSide:
     errlog = exits.enter_context((workdir / f"{name.replace(' ', '-')}.stderr").open("w"))
     before = _child_pids()
     client = await exits.enter_async_context(stdio_mcp_client(argv, env, errlog, cwd=workdir, mode=mode))
     (pid,) = _child_pids() - before
-    return StdioSide(name, argv[0] == str(VENV_BIN / "proxmox-mcp"), client, pid)
+    return StdioSide(name, ours, client, pid)
 
 
 @contextlib.asynccontextmanager
 async def opened_sides(stack: BenchStack, peer_python: Path, workdir: Path) -> AsyncIterator[list[Side]]:
     """Ours over stdio (both protocol eras), over /mcp (official and lean clients), and the peer over stdio (it
     speaks the older era only): every client and stdio server ends on exit."""
-    gateway, sim = stack.gateway, stack.sim
+    sim = stack.sim
     ours_argv = [str(VENV_BIN / "proxmox-mcp"), "stdio"]
     async with contextlib.AsyncExitStack() as exits:
         def ours_env(name: str) -> dict[str, str]:
@@ -144,9 +145,9 @@ async def opened_sides(stack: BenchStack, peer_python: Path, workdir: Path) -> A
 
         config = write_peer_config(workdir / "peer-config.json", sim)
         yield [
-            await _open_stdio(exits, "ours stdio", ours_argv, ours_env("stdio"), workdir),
-            await _open_stdio(exits, "ours stdio old", ours_argv, ours_env("stdio-old"), workdir, mode="legacy"),
-            HttpSide("ours /mcp", lambda: http_client(gateway.url, gateway.token), exits),
-            LeanSide("ours /mcp lean", gateway, exits),
-            await _open_stdio(exits, "peer stdio", peer_argv(peer_python), peer_env(config, sim), workdir),
+            await _open_stdio(exits, "ours stdio", True, ours_argv, ours_env("stdio"), workdir),
+            await _open_stdio(exits, "ours stdio old", True, ours_argv, ours_env("stdio-old"), workdir, mode="legacy"),
+            HttpSide("ours /mcp", stack.gateway, exits),
+            LeanSide("ours /mcp lean", stack.gateway, exits),
+            await _open_stdio(exits, "peer stdio", False, peer_argv(peer_python), peer_env(config, sim), workdir),
         ]
