@@ -18,7 +18,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,10 @@ from proxmoxer import ProxmoxAPI  # noqa: E402
 
 from bench.lean_mcp import lean_client  # noqa: E402
 from tests.support.mcp_client import http_client  # noqa: E402
-from tests.support.nats import start_nats  # noqa: E402
-from tests.support.procs import free_port  # noqa: E402
-from tests.support.services import start_gateway, start_worker, wait_ready, write_private  # noqa: E402
-from tests.support.sim import start_sim  # noqa: E402
+from tests.support.nats import NatsServer, start_nats  # noqa: E402
+from tests.support.procs import Proc, free_port  # noqa: E402
+from tests.support.services import GatewayProc, start_gateway, start_worker, wait_ready, write_private  # noqa: E402
+from tests.support.sim import SimInfo, start_sim  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -63,13 +64,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_stages(handler: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
-    """Nested spans of one list_vms call, outermost first, each measured by its own process."""
+Stage = tuple[str, str, str, dict[str, str]]
+"""(stage, process that measures it, histogram family, labels a sample must carry)."""
+
+
+def server_stages(handler: str, op: str = "list_vms") -> tuple[Stage, ...]:
+    """Nested spans of one call of an api-worker op, outermost first, each measured by its own process."""
     return (
         ("gateway HTTP request", "gateway", "proxmox_mcp_http_request_duration_seconds", {"handler": handler}),
         ("gateway NATS request", "gateway", "proxmox_mcp_nats_request_duration_seconds", {"kind": "api"}),
         ("api-worker handling", "api-worker", "proxmox_mcp_worker_request_duration_seconds",
-         {"kind": "api", "op": "list_vms"}),
+         {"kind": "api", "op": op}),
         ("Proxmox API request", "api-worker", "proxmox_mcp_api_request_duration_seconds", {"method": "GET"}),
     )
 
@@ -89,18 +94,25 @@ def histogram_totals(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str],
     return {key: (value[0], value[1]) for key, value in totals.items()}
 
 
-def stage_means(handler: str, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, float]]:
-    """(stage, mean ms per observation) of each server stage between two scrapes."""
-    means = []
-    for stage, process, family, wanted in server_stages(handler):
+def stage_totals(stages: tuple[Stage, ...], before: dict[str, Any],
+                 after: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(stage, seconds observed, observations) of each stage between two scrapes."""
+    totals = []
+    for stage, process, family, wanted in stages:
         total = count = 0.0
         for (name, labels), (value, seen) in after[process].items():
             if name == family and set(wanted.items()) <= set(labels):
                 old_value, old_seen = before[process].get((name, labels), (0.0, 0.0))
                 total += value - old_value
                 count += seen - old_seen
-        means.append((stage, total / count * 1000 if count else float("nan")))
-    return means
+        totals.append((stage, total, count))
+    return totals
+
+
+def stage_means(handler: str, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, float]]:
+    """(stage, mean ms per observation) of each server stage of list_vms between two scrapes."""
+    return [(stage, total / count * 1000 if count else float("nan"))
+            for stage, total, count in stage_totals(server_stages(handler), before, after)]
 
 
 def print_stages(transport: str, handler: str, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -214,11 +226,30 @@ async def throughput(open_client: ClientFactory, concurrency: int, calls: int,
     return done / elapsed, cpu_ms
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=300)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="pmcp-bench-"))
+@dataclass
+class BenchStack:
+    """NATS, the simulator, both workers (metrics on their own ports) and the gateway, all on loopback."""
+
+    workdir: Path
+    nats: NatsServer
+    sim: SimInfo
+    workers: dict[str, Proc]
+    worker_metrics: dict[str, int]
+    gateway: GatewayProc
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """The /metrics page of each process whose histograms server_stages reads."""
+        return {"gateway": f"{self.gateway.base_url}/metrics",
+                "api-worker": f"http://127.0.0.1:{self.worker_metrics['api-worker']}/metrics"}
+
+    def scrape(self) -> dict[str, Any]:
+        return {name: histogram_totals(url) for name, url in self.metrics_urls.items()}
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[BenchStack]:
+    """Starts the stack, waits until the gateway is ready, stops every process on the way out."""
     nats_server = start_nats(workdir / "nats")
     sim = start_sim(workdir / "sim")
     procs = [nats_server.proc, sim.proc]
@@ -234,16 +265,25 @@ async def main() -> None:
         gateway = start_gateway(nats_server.url, workdir, env={"LOG_LEVEL": "WARNING"})
         procs.append(gateway.proc)
         wait_ready(gateway)
+        yield BenchStack(workdir, nats_server, sim, workers, worker_metrics, gateway)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args()
+    with running_stack(Path(tempfile.mkdtemp(prefix="pmcp-bench-"))) as stack:
+        nats_server, sim, workers, gateway = stack.nats, stack.sim, stack.workers, stack.gateway
         direct = direct_samples(sim, args.calls)
         via_nats = await nats_samples(nats_server.url, args.calls)
-        metrics_urls = {"gateway": f"{gateway.base_url}/metrics",
-                        "api-worker": f"http://127.0.0.1:{worker_metrics['api-worker']}/metrics"}
-        scrapes = [{name: histogram_totals(url) for name, url in metrics_urls.items()}]
+        scrapes = [stack.scrape()]
         via_mcp = await sequential_samples(official_client(gateway.url, gateway.token), args.calls)
-        scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
+        scrapes.append(stack.scrape())
         via_rest = await sequential_samples(rest(gateway.base_url, gateway.token), args.calls)
-        scrapes.append({name: histogram_totals(url) for name, url in metrics_urls.items()})
+        scrapes.append(stack.scrape())
         print(summary("direct proxmoxer GET", direct))
         print(summary("NATS request to api-worker", via_nats))
         print(summary("MCP tools/call via gateway", via_mcp))
@@ -274,9 +314,6 @@ async def main() -> None:
                   + ", ".join(f"{name} {used:.2f} ms" for name, used in cpu_ms.items()))
         for name, proc in [("gateway", gateway.proc), *workers.items()]:
             print(f"RSS {name:<11} {rss_mib(proc.pid):6.1f} MiB   (goal < 120)")
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
 
 
 if __name__ == "__main__":
