@@ -2,7 +2,9 @@
 services read, owned by the service user with mode 0600, on volumes only the services that need them mount.
 
   worker dir   clusters.toml (+ the SSH key, known_hosts, CA file it names)  -> ssh-worker, api-worker
-  gateway dir  token (the bearer token; generated once when none is given)   -> gateway
+  gateway dir  token (the bearer token; generated once when none is given)   -> gateway(s)
+               request_state_key (seals 2026-era confirmation state; the same for every gateway of the
+               `ha` profile; generated once when none is given)
   both dirs    command_profiles.toml (extra command profiles; empty if none) -> gateway and both workers
   grafana dir  admin_password (generated once when none is given)            -> grafana
 
@@ -30,6 +32,8 @@ from proxmox_mcp_runtime.config import ConfigError, dump_config_toml, load_confi
 
 CLUSTERS_FILE = "clusters.toml"
 GATEWAY_TOKEN = "gateway_token"
+REQUEST_STATE_KEY = "request_state_key"
+REQUEST_STATE_KEY_MIN_BYTES = 32
 GRAFANA_PASSWORD = "grafana_admin_password"
 COMMAND_PROFILES = "command_profiles.toml"
 NO_PROFILES = b"# No extra command profiles: the built-in ones only (put yours in ./config/command_profiles.toml)\n"
@@ -166,7 +170,7 @@ def demo_config(info: dict[str, Any], sim_host: str, worker_dir: Path,
 
 
 def provide_secret(source: Path, shown_source: str, name: str, target: Path,
-                   owner: tuple[int, int] | None) -> str:
+                   owner: tuple[int, int] | None, min_bytes: int = 1) -> str:
     """Copy the operator's secret file, keep the one generated earlier, or generate one. Returns what happened."""
     given = source / name
     if given.is_file():
@@ -174,6 +178,9 @@ def provide_secret(source: Path, shown_source: str, name: str, target: Path,
         value = given.read_text().strip()
         if not value:
             raise PrepareError(f"{shown_source}/{name} is empty")
+        if len(value.encode()) < min_bytes:
+            raise PrepareError(f"{shown_source}/{name} is too short ({len(value.encode())} bytes, at least "
+                               f"{min_bytes}): e.g. `openssl rand -base64 48 > {shown_source}/{name}`")
         write_private(target, value.encode() + b"\n", owner)
         return "from " + f"{shown_source}/{name}"
     if target.is_file() and target.read_text().strip():
@@ -222,6 +229,9 @@ def prepare(args: argparse.Namespace) -> list[str]:
     how = provide_secret(source, args.shown_source, GATEWAY_TOKEN, gateway_dir / "token", owner)
     report.append(f"gateway bearer token: {how}; show it with `docker compose exec gateway cat "
                   f"{gateway_dir / 'token'}`")
+    how = provide_secret(source, args.shown_source, REQUEST_STATE_KEY, gateway_dir / REQUEST_STATE_KEY, owner,
+                         min_bytes=REQUEST_STATE_KEY_MIN_BYTES)
+    report.append(f"request-state key (2026-era confirmations, the same for every gateway): {how}")
     how = provide_command_profiles(source, args.shown_source, [worker_dir, gateway_dir], owner)
     report.append(f"command profiles: {how}")
     if args.grafana_dir:

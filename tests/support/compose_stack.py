@@ -61,6 +61,8 @@ class ComposeStack:
     log: str = ""
     token: str = ""
     sim: dict[str, Any] = field(default_factory=dict)
+    profiles: tuple[str, ...] = ("demo",)
+    """The profiles whose services `stop` and `down` remove."""
 
     @property
     def ca_file(self) -> Path:
@@ -131,12 +133,15 @@ class ComposeStack:
         self.compose(*shlex.split(self.up_line)[2:], timeout=600)
         self.wait_healthy()
 
+    def _profile_args(self) -> list[str]:
+        return [arg for profile in self.profiles for arg in ("--profile", profile)]
+
     def stop(self) -> None:
         """Remove the containers and networks; the volumes (tokens, audit, CA) stay for `up`."""
-        self.compose("--profile", "demo", "down", "--timeout", "5", check=False, timeout=180)
+        self.compose(*self._profile_args(), "down", "--timeout", "5", check=False, timeout=180)
 
     def down(self) -> None:
-        self.compose("--profile", "demo", "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
+        self.compose(*self._profile_args(), "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
                      timeout=180)
 
 

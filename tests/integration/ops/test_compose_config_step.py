@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 import subprocess
 import tomllib
@@ -116,6 +117,36 @@ def test_the_generated_token_survives_a_rerun_and_a_given_one_wins(step: ConfigS
     step.write("gateway_token", "operator-chosen-token-value\n")
     assert "from ./config/gateway_token" in step.run().stdout
     assert (step.gateway_dir / "token").read_text().strip() == "operator-chosen-token-value"
+
+
+def test_the_request_state_key_is_generated_once_for_every_gateway_and_a_given_one_wins(step: ConfigStep) -> None:
+    step.add_key()
+    step.write("clusters.toml", CLUSTERS)
+    first = step.run()
+    assert first.returncode == 0 and "request-state key" in first.stdout and "generated" in first.stdout
+    key_file = step.gateway_dir / "request_state_key"
+    key = key_file.read_text().strip()
+    assert len(key.encode()) >= 32 and key not in first.stdout + first.stderr
+    assert _owner_and_mode(key_file) == (OWNER, 0o600)
+    rerun = step.run()
+    assert rerun.returncode == 0 and key_file.read_text().strip() == key  # kept: sealed state stays valid
+    given = "k" * 20 + secrets.token_hex(16)
+    step.write("request_state_key", given + "\n")
+    assert "from ./config/request_state_key" in step.run().stdout
+    assert key_file.read_text().strip() == given
+
+
+def test_a_short_or_world_readable_request_state_key_is_refused_with_the_fix(step: ConfigStep) -> None:
+    step.add_key()
+    step.write("clusters.toml", CLUSTERS)
+    step.write("request_state_key", "too-short\n")
+    short = step.run()
+    assert short.returncode == 2
+    assert "./config/request_state_key is too short (9 bytes, at least 32)" in short.stderr
+    assert "openssl rand" in short.stderr and not (step.gateway_dir / "request_state_key").exists()
+    step.write("request_state_key", secrets.token_hex(32), mode=0o644)
+    readable = step.run()
+    assert readable.returncode == 2 and "chmod 600 ./config/request_state_key" in readable.stderr
 
 
 def test_a_world_readable_key_is_refused_with_the_chmod_fix(step: ConfigStep) -> None:
