@@ -89,8 +89,9 @@ class ChainWalk:
         """Remember the MAC of this record (an anchor's head) when the walk passes it."""
         self._watch.add((chain, seq))
 
-    def feed(self, where: str, line: bytes) -> None:
-        self._order += 1
+    def feed(self, where: str, line: bytes, order: int | None = None) -> None:
+        """order: the record's position for sorting problems (default: one after the last fed)."""
+        self._order = self._order + 1 if order is None else order
         self.records += 1
         self._last_where = where
         parsed = parse_line(line)
