@@ -1,5 +1,6 @@
-"""`proxmox-mcp audit show|export|follow` (and `verify`, in audit_verify_command): the audit records from the cluster's PMCP_AUDIT stream
-(PMCP_STATE=jetstream, NATS_URL) or from the local audit file and its rotated backups (--file, or local state)."""
+"""`proxmox-mcp audit show|export|follow` (and `verify`, in audit_verify_command): the audit records from the
+cluster's PMCP_AUDIT stream (PMCP_STATE=jetstream, NATS_URL) or from the local audit file and its rotated backups
+(--file, or local state)."""
 
 from __future__ import annotations
 
