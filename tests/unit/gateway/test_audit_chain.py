@@ -35,15 +35,16 @@ def verified(path: Path, *keys: AuditKey) -> FileVerification:
 
 
 async def test_concurrent_records_are_chained_in_the_order_they_are_written(tmp_path: Path) -> None:
-    log = chained_log(tmp_path / "audit.jsonl")
+    path = tmp_path / "not-there-yet" / "audit.jsonl"
+    log = chained_log(path)
     await asyncio.gather(*(log.append({"n": i}) for i in range(100)))
     await log.close()
-    lines = records(tmp_path / "audit.jsonl")
+    lines = records(path)
     assert [r["seq"] for r in lines] == list(range(1, 101))
     assert all(r["prev"] == before["mac"] for before, r in zip(lines, lines[1:], strict=False))
     assert lines[0]["chain_start"] == {"reason": "new audit log", "previous": None}
     assert sorted(r["n"] for r in lines) == list(range(100)) and log.written == 100
-    result = verified(tmp_path / "audit.jsonl")
+    result = verified(path)
     assert result.walk.ok and result.anchor is not None and result.anchor.head.seq == 100, result.walk.problems
 
 

@@ -189,38 +189,47 @@ class AuditLog:
 
     def _write_batch(self, records: list[dict[str, Any]]) -> list[tuple[bytes, str]]:
         """Seal (with a chain) and write the batch, not yet fsync'd: the lines and message ids, in order."""
-        with self._io_lock, self.chain.locked() if self.chain is not None else contextlib.nullcontext():
-            before: int | None = None
+        with self._io_lock:
             try:
-                fd = self._open()
-                if self.chain is not None:
-                    lines = self.chain.seal_batch(fd, records)
-                    fd = self._open()  # the chain may have cut a torn line from the end
-                else:
-                    lines = [(dumps(record) + b"\n", uuid.uuid4().hex) for record in records]
-                data = b"".join(line for line, _ in lines)
-                if self._size and self._size + len(data) > self.max_bytes:
-                    if self.chain is not None:
-                        self.chain.rotating()
-                    self._rotate()
-                    fd = self._open()
-                before = self._size
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                self._size += len(data)
-                self._unsynced += len(lines)
-                if self.chain is not None:
-                    self.chain.written(fd, len(lines))
-                return lines
+                with self.chain.locked() if self.chain is not None else contextlib.nullcontext():
+                    return self._write_locked(records)
             except OSError as exc:
-                if self.chain is not None:
-                    self.chain.failed()
-                if before is not None and self._fd is not None:
-                    with contextlib.suppress(OSError):  # no half batch left for the next one to follow
-                        os.ftruncate(self._fd, before)
                 self._failed(exc)
                 raise
+
+    def _write_locked(self, records: list[dict[str, Any]]) -> list[tuple[bytes, str]]:
+        before: int | None = None
+        try:
+            fd = self._open()
+            if self.chain is not None:
+                lines = self.chain.seal_batch(fd, records)
+                # under the lock the file's size is what counts: another process may have written to it, or the
+                # chain cut a torn line from its end
+                self._size = os.fstat(fd).st_size
+            else:
+                lines = [(dumps(record) + b"\n", uuid.uuid4().hex) for record in records]
+            data = b"".join(line for line, _ in lines)
+            if self._size and self._size + len(data) > self.max_bytes:
+                if self.chain is not None:
+                    self.chain.rotating()
+                self._rotate()
+                fd = self._open()
+            before = self._size
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            if self.chain is not None:
+                self.chain.failed()
+            if before is not None and self._fd is not None:
+                with contextlib.suppress(OSError):  # no half batch left for the next one to follow
+                    os.ftruncate(self._fd, before)
+            raise
+        self._size += len(data)
+        self._unsynced += len(lines)
+        if self.chain is not None:
+            self.chain.written(fd, len(lines))
+        return lines
 
     def _sync(self) -> None:
         with self._io_lock:

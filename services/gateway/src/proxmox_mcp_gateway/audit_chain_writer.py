@@ -75,6 +75,7 @@ class ChainWriter:
     @contextlib.contextmanager
     def locked(self) -> Generator[None]:
         if self._lock_fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._lock_fd = os.open(self.path.with_name(f"{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
