@@ -3,6 +3,7 @@ services read, owned by the service user with mode 0600, on volumes only the ser
 
   worker dir   clusters.toml (+ the SSH key, known_hosts, CA file it names)  -> ssh-worker, api-worker
   gateway dir  token (the bearer token; generated once when none is given)   -> gateway
+               audit_key (seals the audit chain; generated once when none is given)
   both dirs    command_profiles.toml (extra command profiles; empty if none) -> gateway and both workers
   grafana dir  admin_password (generated once when none is given)            -> grafana
 
@@ -31,6 +32,7 @@ from proxmox_mcp_runtime.config import ConfigError, dump_config_toml, load_confi
 CLUSTERS_FILE = "clusters.toml"
 GATEWAY_TOKEN = "gateway_token"
 GRAFANA_PASSWORD = "grafana_admin_password"
+AUDIT_KEY = "audit_key"
 COMMAND_PROFILES = "command_profiles.toml"
 NO_PROFILES = b"# No extra command profiles: the built-in ones only (put yours in ./config/command_profiles.toml)\n"
 
@@ -222,6 +224,8 @@ def prepare(args: argparse.Namespace) -> list[str]:
     how = provide_secret(source, args.shown_source, GATEWAY_TOKEN, gateway_dir / "token", owner)
     report.append(f"gateway bearer token: {how}; show it with `docker compose exec gateway cat "
                   f"{gateway_dir / 'token'}`")
+    how = provide_secret(source, args.shown_source, AUDIT_KEY, gateway_dir / AUDIT_KEY, owner)
+    report.append(f"audit key: {how}; `proxmox-mcp audit verify` needs it (keep a copy apart from the audit log)")
     how = provide_command_profiles(source, args.shown_source, [worker_dir, gateway_dir], owner)
     report.append(f"command profiles: {how}")
     if args.grafana_dir:
