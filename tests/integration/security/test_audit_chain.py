@@ -150,7 +150,24 @@ def test_a_gateway_anchors_its_last_record_when_it_stops(stack: SecureStack) -> 
     assert last_seq(log.audit) == 3 and anchored_seq(log) == 1  # an hour's interval: not anchored yet
     gateway.proc.stop()
     assert anchored_seq(log) == 3
-    assert verify(log)[0] == 0
+    # without --file: the gateway's own settings name the log, its key and its anchor
+    settled = cli("audit", "verify", env={"PMCP_STATE_DIR": str(log.directory), "PMCP_STATE": "local"})
+    assert settled.returncode == 0 and settled.stdout.startswith("audit log verified: 3 records"), settled.stdout
+
+
+def test_audit_verify_says_what_it_cannot_check_and_exits_2(tmp_path: Path) -> None:
+    no_key = cli("audit", "--file", str(tmp_path / "audit.jsonl"), "verify", "--key-file", str(tmp_path / "k"),
+                 env={})
+    assert no_key.returncode == 2 and f"audit key file {tmp_path / 'k'} does not exist" in no_key.stderr
+    key = tmp_path / "audit.key"
+    key.write_text("s" * 40)
+    no_log = cli("audit", "--file", str(tmp_path / "audit.jsonl"), "verify", "--key-file", str(key), env={})
+    assert no_log.returncode == 2 and "there is no audit file" in no_log.stderr, no_log.stderr
+    short = tmp_path / "short.key"
+    short.write_text("s" * 8)
+    too_short = cli("audit", "--file", str(tmp_path / "audit.jsonl"), "verify", "--key-file", str(short), env={})
+    assert too_short.returncode == 2 and "a key needs at least 32" in too_short.stderr
+    assert "ssssssss" not in too_short.stderr + too_short.stdout
 
 
 def test_the_chain_runs_across_a_real_gateways_rotations(stack: SecureStack, tmp_path: Path) -> None:
