@@ -103,6 +103,25 @@ async def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     assert verified(path).walk.ok
 
 
+async def test_two_writers_rotating_and_anchoring_one_file_keep_it_verifiable(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+
+    def writer() -> AuditLog:
+        return AuditLog(path, max_bytes=4096, backups=2,
+                        chain=ChainWriter(path, KEY, backups=2, anchor_interval=0.001, anchor_every=3))
+
+    first, second = writer(), writer()
+    for i in range(80):
+        await asyncio.gather(first.append({"w": 1, "n": i, "pad": "x" * 80}),
+                             second.append({"w": 2, "n": i, "pad": "y" * 80}))
+    await first.close()
+    await second.close()
+    assert records(tmp_path / "audit.jsonl.2")[0]["seq"] > 1  # rotations dropped the oldest files
+    result = verified(path)
+    assert result.walk.ok, result.walk.problems
+    assert result.anchor is not None and result.anchor.head.seq == records(path)[-1]["seq"] == 160
+
+
 async def test_a_failed_write_gives_its_sequence_numbers_back(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = chained_log(path, max_bytes=4096, backups=1)

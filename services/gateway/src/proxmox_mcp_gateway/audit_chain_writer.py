@@ -146,9 +146,22 @@ class ChainWriter:
     def _write_anchor(self, head: ChainHead) -> None:
         assert self._start is not None
         current = self._read_anchor()
-        if current is not None and current.chain == head.chain and current.head.seq > head.seq:
-            return  # another process sharing the file anchored a newer head
-        data = anchor_line(self.key, head.chain, self._start, head.point, utc_timestamp())
+        point = head.point
+        if current is not None and current.chain == head.chain:
+            # another process sharing the file may have anchored a newer head or moved the start by a rotation:
+            # the anchor never goes back on either
+            point = max(point, current.head, key=lambda p: p.seq)
+            self._start = max(self._start, current.start, key=lambda p: p.seq)
+            if point == current.head and self._start == current.start:
+                self._mark_anchored(head)
+                return
+        self._replace_anchor(anchor_line(self.key, head.chain, self._start, point, utc_timestamp()))
+        self._mark_anchored(head)
+
+    def _mark_anchored(self, head: ChainHead) -> None:
+        self._anchored, self._anchored_at, self._since_anchor, self._anchor_now = head.point, time.monotonic(), 0, False
+
+    def _replace_anchor(self, data: bytes) -> None:
         temporary = self.anchor_path.with_name(f".{self.anchor_path.name}.{os.getpid()}.new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -160,7 +173,6 @@ class ChainWriter:
             os.close(fd)
         os.replace(temporary, self.anchor_path)
         _fsync_dir(self.anchor_path.parent)
-        self._anchored, self._anchored_at, self._since_anchor, self._anchor_now = head.point, time.monotonic(), 0, False
 
     def _read_anchor(self) -> Anchor | None:
         try:
