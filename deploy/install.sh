@@ -3,7 +3,8 @@
 #   - a dedicated system user `proxmox-mcp` (systemd-sysusers),
 #   - a venv with the locked dependencies under /opt/proxmox-mcp/venv (uv),
 #   - /etc/proxmox-mcp (root:proxmox-mcp 0750) and /etc/proxmox-mcp/credentials (root 0700) holding the
-#     cluster config, the SSH key and the gateway token, each 0600, handed to the services by LoadCredential=,
+#     cluster config, the SSH key, the gateway token and the audit key, each 0600, handed to the services by
+#     LoadCredential=,
 #   - the units (NATS, gateway, ssh-worker, api-worker, proxmox-mcp.target), enabled.
 # Re-running it upgrades the venv and units and never overwrites config, keys or tokens.
 #
@@ -127,6 +128,10 @@ elif [ ! -s "$CREDS/request-state-key" ]; then
   "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$CREDS/request-state-key"
   say "generated the request-state key: $CREDS/request-state-key (give the same file to every gateway host)"
 fi
+if [ ! -s "$CREDS/audit-key" ]; then
+  "$PYTHON" -c 'import secrets; print(secrets.token_hex(32))' > "$CREDS/audit-key"
+  say "generated the audit key: $CREDS/audit-key (seals the audit chain; keep a copy apart from the log)"
+fi
 if [ ! -s "$CREDS/gateway-token" ]; then
   "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$CREDS/gateway-token"
   say "generated the gateway bearer token: $CREDS/gateway-token"
@@ -146,13 +151,13 @@ if [ ! -e "$CREDS/id_ed25519" ]; then
   "$VENV/bin/proxmox-mcp" keygen --out "$CREDS/id_ed25519" --comment "proxmox-mcp@$(hostname)" >/dev/null
   NEW_KEY=1
 fi
-for secret in gateway-token request-state-key clusters.toml id_ed25519 known_hosts command_profiles.toml; do
+for secret in gateway-token request-state-key audit-key clusters.toml id_ed25519 known_hosts command_profiles.toml; do
   if [ -n "$(find "$CREDS/$secret" -perm /077 2>/dev/null)" ]; then
     chmod 0600 "$CREDS/$secret"
     say "tightened $CREDS/$secret to 0600 (it was readable by others)"
   fi
 done
-chmod 0600 "$CREDS/gateway-token" "$CREDS/request-state-key" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519" \
+chmod 0600 "$CREDS/gateway-token" "$CREDS/request-state-key" "$CREDS/audit-key" "$CREDS/clusters.toml" "$CREDS/known_hosts" "$CREDS/id_ed25519" \
   "$CREDS/command_profiles.toml"
 [ ! -e "$CREDS/id_ed25519.pub" ] || chmod 0644 "$CREDS/id_ed25519.pub"
 own -R root:root "$CREDS"

@@ -5,6 +5,7 @@ services read, owned by the service user with mode 0600, on volumes only the ser
   gateway dir  token (the bearer token; generated once when none is given)   -> gateway(s)
                request_state_key (seals 2026-era confirmation state; the same for every gateway of the
                `ha` profile; generated once when none is given)
+               audit_key (seals the audit chain; the same for every gateway; generated once when none is given)
   both dirs    command_profiles.toml (extra command profiles; empty if none) -> gateway and both workers
   grafana dir  admin_password (generated once when none is given)            -> grafana
 
@@ -35,6 +36,7 @@ GATEWAY_TOKEN = "gateway_token"
 REQUEST_STATE_KEY = "request_state_key"
 REQUEST_STATE_KEY_MIN_BYTES = 32
 GRAFANA_PASSWORD = "grafana_admin_password"
+AUDIT_KEY = "audit_key"
 COMMAND_PROFILES = "command_profiles.toml"
 NO_PROFILES = b"# No extra command profiles: the built-in ones only (put yours in ./config/command_profiles.toml)\n"
 
@@ -232,6 +234,9 @@ def prepare(args: argparse.Namespace) -> list[str]:
     how = provide_secret(source, args.shown_source, REQUEST_STATE_KEY, gateway_dir / REQUEST_STATE_KEY, owner,
                          min_bytes=REQUEST_STATE_KEY_MIN_BYTES)
     report.append(f"request-state key (2026-era confirmations, the same for every gateway): {how}")
+    how = provide_secret(source, args.shown_source, AUDIT_KEY, gateway_dir / AUDIT_KEY, owner,
+                         min_bytes=32)
+    report.append(f"audit key: {how}; `proxmox-mcp audit verify` needs it (keep a copy apart from the audit log)")
     how = provide_command_profiles(source, args.shown_source, [worker_dir, gateway_dir], owner)
     report.append(f"command profiles: {how}")
     if args.grafana_dir:

@@ -98,8 +98,10 @@ def test_an_operator_config_is_copied_with_its_key_for_the_service_user(step: Co
     assert key.parent.parent == step.worker_dir
     assert key.read_bytes() == (step.source / "id_ed25519").read_bytes()
     assert config["clusters"][0]["api"]["token_value"] == "not-a-real-secret"
-    for path in (step.worker_dir / "clusters.toml", key, step.gateway_dir / "token"):
+    for path in (step.worker_dir / "clusters.toml", key, step.gateway_dir / "token", step.gateway_dir / "audit_key"):
         assert _owner_and_mode(path) == (OWNER, 0o600), path
+    audit_key = (step.gateway_dir / "audit_key").read_text().strip()
+    assert "audit key: generated" in result.stdout and len(audit_key) >= 32 and audit_key not in result.stdout
     assert _owner_and_mode(step.grafana_dir / "admin_password") == (GRAFANA_OWNER, 0o600)
     assert "not-a-real-secret" not in result.stdout + result.stderr
     token = (step.gateway_dir / "token").read_text().strip()
@@ -111,9 +113,11 @@ def test_the_generated_token_survives_a_rerun_and_a_given_one_wins(step: ConfigS
     step.write("clusters.toml", CLUSTERS)
     assert step.run().returncode == 0
     first = (step.gateway_dir / "token").read_text()
+    first_audit_key = (step.gateway_dir / "audit_key").read_text()
     rerun = step.run()
     assert "kept (generated earlier)" in rerun.stdout
     assert (step.gateway_dir / "token").read_text() == first
+    assert (step.gateway_dir / "audit_key").read_text() == first_audit_key  # else the chain would restart
     step.write("gateway_token", "operator-chosen-token-value\n")
     assert "from ./config/gateway_token" in step.run().stdout
     assert (step.gateway_dir / "token").read_text().strip() == "operator-chosen-token-value"

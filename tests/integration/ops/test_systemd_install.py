@@ -67,7 +67,7 @@ def test_config_and_credentials_have_owner_only_modes(installed: ScratchInstall)
     uid, gid = installed.ids()
     assert _mode(installed.etc) == (0, gid, 0o750)
     assert _mode(installed.credentials) == (0, 0, 0o700)
-    for name in ("gateway-token", "request-state-key", "clusters.toml", "id_ed25519", "known_hosts",
+    for name in ("gateway-token", "request-state-key", "audit-key", "clusters.toml", "id_ed25519", "known_hosts",
                  "command_profiles.toml"):
         assert _mode(installed.credentials / name) == (0, 0, 0o600), name
     assert _mode(installed.credentials / "id_ed25519.pub")[2] == 0o644
@@ -76,6 +76,9 @@ def test_config_and_credentials_have_owner_only_modes(installed: ScratchInstall)
     assert len(token) >= 40 and token not in installed.result.stdout + installed.result.stderr
     key = (installed.credentials / "request-state-key").read_text().strip()
     assert len(key) >= 32 and key != token and key not in installed.result.stdout + installed.result.stderr
+    audit_key = (installed.credentials / "audit-key").read_text().strip()
+    assert len(audit_key) == 64 and audit_key not in (key, token)
+    assert audit_key not in installed.result.stdout + installed.result.stderr
 
 
 def test_the_venv_runs_the_cli_and_bundles_nats(installed: ScratchInstall) -> None:
@@ -139,7 +142,9 @@ def test_every_service_is_sandboxed_and_restarts_on_failure(unit: str) -> None:
 
 def test_secrets_reach_the_services_only_as_credentials() -> None:
     gateway = unit_credentials(UNIT_SOURCE / "proxmox-mcp-gateway.service")
-    assert set(gateway) == {"gateway-token", "request-state-key", "command_profiles.toml"}
+    assert set(gateway) == {"gateway-token", "request-state-key", "audit-key", "command_profiles.toml"}
+    assert gateway["audit-key"] == Path("/etc/proxmox-mcp/credentials/audit-key")
+    assert "Environment=PMCP_AUDIT_KEY_FILE=%d/audit-key" in (UNIT_SOURCE / "proxmox-mcp-gateway.service").read_text()
     assert gateway["gateway-token"] == Path("/etc/proxmox-mcp/credentials/gateway-token")
     assert gateway["request-state-key"] == Path("/etc/proxmox-mcp/credentials/request-state-key")
     assert ("Environment=PMCP_REQUEST_STATE_KEY_FILE=%d/request-state-key"

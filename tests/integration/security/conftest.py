@@ -111,6 +111,7 @@ class SecureStack:
                                                             "PMCP_TOKENS_FILE": str(self.tokens_file), **(env or {})})
         self.procs.append(gateway.proc)
         self.secrets.add(f"static token {name}", gateway.token)
+        self.secrets.add(f"audit key {name}", (state / "audit.key").read_text().strip())
         return gateway
 
 
@@ -158,6 +159,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
         gateway = start_gateway(nats.url, workdir, env={**FAST, **EDGE, "PMCP_STATE_DIR": str(state)})
         procs.append(gateway.proc)
         run.add("static gateway token", gateway.token)
+        run.add("audit key", (state / "audit.key").read_text().strip())  # generated at the gateway's start
         wait_ready(gateway)
         yield SecureStack(workdir=workdir, nats=nats, sim=sim, sshd=sshd, config_path=config_path, gateway=gateway,
                           state_dir=state, procs=procs, secrets=run, notes_file=notes, notes_key=notes_key,

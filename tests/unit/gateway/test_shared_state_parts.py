@@ -63,7 +63,7 @@ class Replica:
         self.fail = fail
         self.lines: list[bytes] = []
 
-    async def store(self, line: bytes) -> None:
+    async def store(self, line: bytes, message_id: str) -> None:
         if self.fail is not None:
             raise self.fail
         self.lines.append(line)

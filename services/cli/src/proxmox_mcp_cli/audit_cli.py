@@ -1,4 +1,5 @@
-"""`proxmox-mcp audit show|export|follow`: read the audit log (the parser; the work is in audit_commands)."""
+"""`proxmox-mcp audit show|export|follow|verify`: read or check the audit log (the parser; the work is in
+audit_commands and audit_verify_command)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def add_parser(sub: Any) -> None:
         parser.add_argument("--token", help="only records of this token id")
         parser.add_argument("--tool", help="only records of this tool")
     show.add_argument("--all", action="store_true", help="every record, not only the last 20")
+    verify = actions.add_parser("verify", help="check the audit chain: names the first record that was removed, "
+                                               "edited or reordered, and records cut off the end; exit 1 if any")
+    verify.add_argument("--key-file", type=Path, action="append", help="the audit key (default: "
+                        "PMCP_AUDIT_KEY_FILE or STATE_DIR/audit.key); repeat for chains sealed with other keys")
+    verify.add_argument("--anchor", type=Path, action="append", help="the anchor file (file: default the audit "
+                        "file's path + .anchor; stream: optional, one per gateway, repeatable)")
     for parser in (show, follow):
         parser.add_argument("--json", action="store_true", help="print the records as stored (JSON lines)")
 

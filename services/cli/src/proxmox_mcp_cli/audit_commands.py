@@ -1,5 +1,6 @@
-"""`proxmox-mcp audit show|export|follow`: the audit records from the cluster's PMCP_AUDIT stream
-(PMCP_STATE=jetstream, NATS_URL) or from the local audit file and its rotated backups (--file, or local state)."""
+"""`proxmox-mcp audit show|export|follow` (and `verify`, in audit_verify_command): the audit records from the
+cluster's PMCP_AUDIT stream (PMCP_STATE=jetstream, NATS_URL) or from the local audit file and its rotated backups
+(--file, or local state)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
     if args.env_file is not None:
         load_env_file(args.env_file)
     try:
+        if args.audit_command == "verify":
+            from proxmox_mcp_cli.audit_verify_command import run_verify
+
+            return asyncio.run(run_verify(args))
         return asyncio.run(_run(args, read_from(args)))
     except StateCliError as exc:
         print(f"error: {exc}", file=sys.stderr)

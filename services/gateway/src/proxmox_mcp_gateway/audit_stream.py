@@ -7,15 +7,15 @@ quorum's hosts could lose the newest records. Hence the product's guarantee is b
 of JetStream nodes AND fsync'd in the gateway's local audit file, before the reply (audit.AuditLog does both).
 
 A publish retries (same message id, so a retry of a publish that was stored after all is dropped as a
-duplicate) until `timeout`: a stream whose leader died elects another in a few seconds and calls wait through
-it. Past the timeout, AuditError: the call fails closed.
+duplicate; the id is the record's chain and sequence number, so a record the audit log stores again later is
+dropped the same way within the stream's duplicate window) until `timeout`: a stream whose leader died elects
+another in a few seconds and calls wait through it. Past the timeout, AuditError: the call fails closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import nats.js.errors
 from nats.js import api
@@ -62,8 +62,8 @@ class JetStreamAudit:
                 await ensure_stream(js, audit_stream_config(self.replicas))
                 self._ensured = True
 
-    async def store(self, line: bytes) -> None:
-        headers: dict[str, str] = {api.Header.MSG_ID.value: uuid.uuid4().hex}
+    async def store(self, line: bytes, message_id: str) -> None:
+        headers: dict[str, str] = {api.Header.MSG_ID.value: message_id}
 
         async def publish(seconds: float) -> None:
             await self.ensure()

@@ -17,6 +17,8 @@ from starlette.types import Scope
 
 from proxmox_mcp_gateway.access import AccessPolicy
 from proxmox_mcp_gateway.audit import AuditError, AuditLog, AuditReplica, utc_timestamp
+from proxmox_mcp_gateway.audit_chain_writer import ChainWriter
+from proxmox_mcp_gateway.audit_key import AuditKeyError, load_or_create_audit_key
 from proxmox_mcp_gateway.calls import CallObserver, CallSecurity
 from proxmox_mcp_gateway.confirm import ConfirmPolicy
 from proxmox_mcp_gateway.edge import EdgePolicy, RejectHook
@@ -45,7 +47,7 @@ def build_security(settings: GatewaySettings, observer: CallObserver | None = No
                                             per_tool=parse_tool_rates(settings.tool_rate_limits),
                                             max_concurrent=settings.max_concurrent_per_token)
     audit = AuditLog(settings.audit_path(), max_bytes=settings.audit_max_bytes, backups=settings.audit_backups,
-                     replica=audit_replica)
+                     replica=audit_replica, chain=audit_chain(settings))
     access = AccessPolicy(read_only=settings.read_only, extra_profiles=load_command_profiles(settings),
                           exposed=settings.exposed_tools())
     if settings.read_only:
@@ -54,6 +56,18 @@ def build_security(settings: GatewaySettings, observer: CallObserver | None = No
         log.warning("destructive calls run without confirmation (PMCP_CONFIRM_DESTRUCTIVE=false)")
     confirm = ConfirmPolicy(enabled=settings.confirm_destructive, timeout=settings.confirm_timeout)
     return CallSecurity(access=access, limiter=limiter, audit=audit, confirm=confirm, observer=observer)
+
+
+def audit_chain(settings: GatewaySettings) -> ChainWriter:
+    """The audit chain's writer, with the key from PMCP_AUDIT_KEY_FILE (generated there at the first start)."""
+    try:
+        key = load_or_create_audit_key(settings.audit_key_path())
+    except AuditKeyError as exc:
+        raise SecurityConfigError(f"PMCP_AUDIT_KEY_FILE: {exc}") from None
+    register_secret(key.secret.decode(errors="replace"))
+    return ChainWriter(settings.audit_path(), key, backups=settings.audit_backups,
+                       anchor_path=settings.audit_anchor_path(), anchor_interval=settings.audit_anchor_interval,
+                       anchor_every=settings.audit_anchor_records)
 
 
 def build_oauth(settings: GatewaySettings) -> OAuthResourceServer | None:

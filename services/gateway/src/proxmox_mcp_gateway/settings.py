@@ -11,6 +11,7 @@ from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from proxmox_mcp_gateway.audit_chain_writer import default_anchor_path
 from proxmox_mcp_gateway.catalog import PROFILE_NAMES, exposed_tools
 from proxmox_mcp_gateway.clusters import ClusterNames, names_from_config_file
 from proxmox_mcp_gateway.idempotency import MAX_IDEMPOTENCY_TTL
@@ -70,6 +71,14 @@ class GatewaySettings(BaseSettings):
     audit_file: Path | None = Field(default=None, description="Audit JSONL (default: STATE_DIR/audit.jsonl)")
     audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, description="Rotate the audit log past this")
     audit_backups: int = Field(default=5, ge=0, le=1000)
+    audit_key_file: Path | None = Field(default=None, description="Secret (>= 32 bytes) sealing the audit chain "
+                                        "(default: STATE_DIR/audit.key, generated with mode 0600 when missing)")
+    audit_anchor_file: Path | None = Field(default=None, description="Where the audit chain's start and head are "
+                                           "anchored (default: the audit file's path + .anchor)")
+    audit_anchor_interval: float = Field(default=1.0, gt=0, le=3600, description="Seconds after a record before "
+                                         "the anchor names it (the window of cut-off records verify cannot see)")
+    audit_anchor_records: int = Field(default=1000, ge=1, description="Records after which the anchor is "
+                                      "written at once")
     command_profiles: Path | None = Field(default=None,
                                           description="TOML (or .json) with [profiles.NAME] command profiles "
                                           "beside the built-in ones; give both workers the same file")
@@ -217,6 +226,12 @@ class GatewaySettings(BaseSettings):
 
     def audit_path(self) -> Path:
         return self.audit_file or self.state_dir / "audit.jsonl"
+
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.state_dir / "audit.key"
+
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor_file or default_anchor_path(self.audit_path())
 
     def exposed_tools(self) -> frozenset[str]:
         return exposed_tools(self.tool_profile, self.tools)

@@ -46,6 +46,8 @@ async def run_stdio(settings: GatewaySettings, wait_for_workers: float = 0.0) ->
             await gateway.freeze.stop()
         await gateway.state.close()
         await gateway.bus.close()
+        if gateway.audit is not None:
+            await gateway.audit.close()  # anchors the audit chain's head
 
 
 def main(settings: GatewaySettings | None = None) -> None:
