@@ -74,7 +74,7 @@ class LoadPlan:
     tokens: Sequence[str]
     """One per client: modern clients first, then legacy ones."""
     guests: Sequence[Guest]
-    """QEMU guests for the mutating clients, one each (a client changes only its own guest)."""
+    """QEMU guests: 2026-era client n changes guests[n] only (no guest: it reads and runs commands)."""
     modern: int = 3
     legacy: int = 1
     mutations: bool = True
@@ -95,7 +95,6 @@ class MixedLoad:
         plan = self.plan
         needed = plan.modern + plan.legacy
         assert len(plan.tokens) >= needed, f"{needed} clients need as many tokens"
-        assert not plan.mutations or len(plan.guests) >= plan.modern, "each mutating client needs its own guest"
         for n in range(plan.modern):
             self._tasks.append(asyncio.create_task(self._modern(n)))
         for n in range(plan.legacy):
@@ -138,7 +137,7 @@ class MixedLoad:
 
     async def _modern(self, n: int) -> None:
         name, token = f"2026-{n}", self.plan.tokens[n]
-        guest = self.plan.guests[n] if self.plan.mutations else None
+        guest = self.plan.guests[n] if self.plan.mutations and n < len(self.plan.guests) else None
         step = 0
         while not self._stop.is_set():
             try:
@@ -152,16 +151,17 @@ class MixedLoad:
                 await asyncio.sleep(0.2)
 
     def _modern_call(self, step: int, guest: Guest | None) -> tuple[str, dict[str, Any], bool]:
-        if guest is None or step % 4 in (0, 1):
-            tool = READS[step % len(READS)]
-            args: dict[str, Any] = {}
-            if tool == "vm_status" and self.plan.guests:
-                target = self.plan.guests[step % len(self.plan.guests)]
-                args = {"vmid": target.vmid, "node": target.node}
-            return tool, args, False
-        if step % 4 == 2:
+        """Two reads, then vm_action on the client's guest, then execute_command, and again."""
+        phase = step % 4
+        if self.plan.mutations and phase == 2 and guest is not None:
             return "vm_action", {"vmid": guest.vmid, "node": guest.node, "action": "toggle"}, True
-        return "execute_command", {"command": "uptime", "idempotency_key": uuid.uuid4().hex}, True
+        if self.plan.mutations and phase == 3:
+            return "execute_command", {"command": "uptime", "idempotency_key": uuid.uuid4().hex}, True
+        tool = READS[step % len(READS)]
+        if tool == "vm_status" and self.plan.guests:
+            target = self.plan.guests[step % len(self.plan.guests)]
+            return tool, {"vmid": target.vmid, "node": target.node}, False
+        return tool, {}, False
 
     async def _legacy(self, n: int) -> None:
         name, token = f"legacy-{n}", self.plan.tokens[self.plan.modern + n]

@@ -26,10 +26,12 @@ from proxmox_mcp_runtime.discovery import gather_replies
 
 from tests.integration.gateway.conftest import FAST, sim_dict
 from tests.support.caddy import CaddyProc, start_caddy
+from tests.support.ha_load import Guest
+from tests.support.mcp_client import SimClient
 from tests.support.nats_cluster import Layout, NatsCluster, start_nats_cluster
 from tests.support.procs import Proc, free_port, wait_until
 from tests.support.services import GatewayProc, start_gateway, start_worker, wait_ready, write_private
-from tests.support.shared_state import connected, jetstream_env, new_token, token_store
+from tests.support.shared_state import connected, jetstream_env, new_token, token_store, wait_accepted
 from tests.support.sim import SimInfo, start_sim
 
 WORKER_KINDS = ("ssh-worker", "api-worker")
@@ -163,6 +165,20 @@ class HaLayout:
         """A new admin token in the shared bucket (every gateway accepts it within a second)."""
         async with connected(self.cluster.urls) as nc:
             return (await new_token(await token_store(nc, replicas=3), name)).secret
+
+    async def accepted_tokens(self, prefix: str, count: int) -> list[str]:
+        """`count` new tokens that every running gateway accepts already."""
+        tokens = [await self.token(f"{prefix}-{n}") for n in range(count)]
+        for slot in self.gateways:
+            if slot.gateway is not None:
+                for token in tokens:
+                    await asyncio.to_thread(wait_accepted, slot.gateway, token, accepted=True, within=5)
+        return tokens
+
+    def guests(self) -> list[Guest]:
+        """The simulator's QEMU guests (templates aside): what the load's clients may change."""
+        with SimClient(sim_dict(self.sim)) as sim:
+            return [Guest(g["vmid"], g["node"]) for g in sim.guests() if g["type"] == "qemu" and not g.get("template")]
 
     def stop(self) -> None:
         procs = [*([self.caddy.proc] if self.caddy else []),

@@ -7,13 +7,16 @@ What must hold: a killed or cut-off NATS node fails at most the calls in flight 
 retryable error, changes with an error that says whether anything happened), the node rejoins with the same
 JetStream state, nothing hangs; a gateway killed under Caddy fails only the calls in flight on it; a rolling
 restart of every gateway and worker (SIGTERM: drain) fails no 2026-era call, and legacy clients start a new
-session and go on. Token revocation and rate limits across gateways are in test_shared_state_cluster.py.
+session and go on. Last, bench/soak.py's two-minute run: a random fault every minute, every failure in a
+fault's window with a clear code. Token revocation and rate limits across gateways are in
+test_shared_state_cluster.py.
 
 The tests share one started layout and run in this order (each leaves every process running)."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
@@ -21,10 +24,10 @@ import httpx2
 import pytest
 from proxmox_mcp_gateway.state_names import AUDIT_STREAM, TOKENS
 
-from tests.integration.gateway.conftest import sim_dict
-from tests.support.ha_load import Call, Guest, LoadPlan, MixedLoad
+from tests.support.ha_faults import soak
+from tests.support.ha_load import Call, LoadPlan, MixedLoad
 from tests.support.ha_stack import WORKER_KINDS, HaLayout, start_ha_layout
-from tests.support.mcp_client import SimClient, http_client
+from tests.support.mcp_client import http_client
 from tests.support.netns import require_netns
 from tests.support.shared_state import wait_accepted
 
@@ -49,14 +52,8 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaLayout]:
 
 @pytest.fixture(scope="module")
 def plan(layout: HaLayout) -> LoadPlan:
-    with SimClient(sim_dict(layout.sim)) as sim:
-        guests = [Guest(g["vmid"], g["node"]) for g in sim.guests() if g["type"] == "qemu" and not g.get("template")]
-    tokens = [asyncio.run(layout.token(f"load-{n}")) for n in range(CLIENTS)]
-    for slot in layout.gateways:
-        assert slot.gateway is not None
-        for token in tokens:
-            wait_accepted(slot.gateway, token, accepted=True, within=5)
-    return LoadPlan(url=layout.mcp_url, verify=layout.front.ssl_context(), tokens=tokens, guests=guests,
+    tokens = asyncio.run(layout.accepted_tokens("load", CLIENTS))
+    return LoadPlan(url=layout.mcp_url, verify=layout.front.ssl_context(), tokens=tokens, guests=layout.guests(),
                     modern=CLIENTS - 1, legacy=1)
 
 
@@ -97,6 +94,15 @@ async def load(plan: LoadPlan) -> AsyncIterator[MixedLoad]:
         yield running
 
 
+async def _legacy_session_spread(layout: HaLayout, plan: LoadPlan) -> list[float]:
+    """How a new legacy session's 10 calls spread over the gateways (with no other traffic)."""
+    before = [layout.calls_served(slot) for slot in layout.gateways]
+    async with http_client(layout.mcp_url, plan.tokens[-1], mode="legacy", verify=plan.verify) as client:
+        for _ in range(10):
+            assert not (await client.call_tool("list_vms", {})).is_error
+    return [layout.calls_served(slot) - b for slot, b in zip(layout.gateways, before, strict=True)]
+
+
 async def test_caddy_spreads_2026_calls_over_both_gateways_and_keeps_a_legacy_session_on_its_gateway(
     layout: HaLayout, plan: LoadPlan,
 ) -> None:
@@ -109,11 +115,7 @@ async def test_caddy_spreads_2026_calls_over_both_gateways_and_keeps_a_legacy_se
             assert not (await client.call_tool("list_vms", {})).is_error
     spread = [after - b for after, b in zip(served(), before, strict=True)]
     assert sum(spread) == 20 and min(spread) > 0, spread
-    before = served()
-    async with http_client(layout.mcp_url, plan.tokens[-1], mode="legacy", verify=plan.verify) as client:
-        for _ in range(10):
-            assert not (await client.call_tool("list_vms", {})).is_error
-    kept = [after - b for after, b in zip(served(), before, strict=True)]
+    kept = await _legacy_session_spread(layout, plan)
     assert sorted(kept) == [0, 10], kept
     # The legacy route hands out the cookie that keeps a client on its gateway.
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -184,17 +186,22 @@ async def test_a_nats_node_cut_off_for_20_s_under_load_fails_at_most_the_calls_t
 
 
 async def test_a_gateway_killed_behind_caddy_under_load_fails_only_the_calls_in_flight_on_it(
-    layout: HaLayout, load: MixedLoad,
+    layout: HaLayout, plan: LoadPlan,
 ) -> None:
-    slot = layout.gateways[0]
-    killed = time.monotonic()
-    layout.kill_gateway(slot)
-    await load.wait_for(40, since=killed, within=60)
-    after = time.monotonic()
-    await _off_loop(layout.start_gateway, slot)
-    await _off_loop(layout.wait_in_rotation, slot)
-    await load.wait_for(10, since=time.monotonic(), within=60)
-    calls = await load.stop()
+    # The gateway a new legacy session lands on (all clients here share one address, hence one gateway): the
+    # legacy client of the load started there too, and must lose its session.
+    spread = await _legacy_session_spread(layout, plan)
+    slot = layout.gateways[spread.index(max(spread))]
+    async with MixedLoad(plan) as load:
+        await load.wait_for(20, within=60)
+        killed = time.monotonic()
+        layout.kill_gateway(slot)
+        await load.wait_for(40, since=killed, within=60)
+        after = time.monotonic()
+        await _off_loop(layout.start_gateway, slot)
+        await _off_loop(layout.wait_in_rotation, slot)
+        await load.wait_for(10, since=time.monotonic(), within=60)
+        calls = await load.stop()
     failures = _failed(calls)
     in_flight = [c for c in failures if c.started <= killed and c.ended >= killed]
     assert failures == in_flight, f"failures besides the calls in flight: {_describe(failures, killed)}"
@@ -202,7 +209,7 @@ async def test_a_gateway_killed_behind_caddy_under_load_fails_only_the_calls_in_
     for call in failures:  # the HTTP exchange broke under the call: no MCP answer came
         assert call.code == "transport", _describe([call], killed)
     lost = [c for c in calls if c.code == "session_lost"]
-    assert all(c.era == "legacy" and c.ended >= killed for c in lost), _describe(lost, killed)
+    assert lost and all(c.era == "legacy" and c.ended >= killed for c in lost), _describe(lost, killed)
     assert all(any(c.ok and c.started > r for c in calls if c.era == "legacy") for r in load.reinitialised)
     _assert_nothing_hung(calls)
     print(f"gateway killed under load: {len(calls)} calls, failed only {len(failures)} in flight on it "
@@ -242,3 +249,16 @@ async def test_a_rolling_restart_of_every_gateway_and_worker_fails_no_2026_call_
           f"workers in {took:.0f} s under load: {len(modern)} 2026-era calls, none failed; the legacy client lost "
           f"its session {len(lost)} times and started a new one each time ({len(legacy)} calls)")
 
+
+
+@pytest.mark.timeout(420)
+async def test_a_two_minute_soak_with_a_random_fault_every_minute_fails_only_in_fault_windows_with_clear_codes(
+    layout: HaLayout, plan: LoadPlan,
+) -> None:
+    """bench/soak.py's short run: the pass rule is where failures fall and what they say, not their share."""
+    seed = random.randrange(1 << 30)
+    result = await soak(layout, plan, seconds=120, fault_every=60, rng=random.Random(seed))
+    print(f"seed {seed}\n{result.report()}")
+    assert len(result.faults) == 2 and result.calls
+    assert not result.outside, [(c.tool, c.code, c.message[:120]) for c in result.outside]
+    assert not result.unclear, [(c.tool, c.code, c.retryable, c.message[:120]) for c in result.unclear]
