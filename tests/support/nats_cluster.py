@@ -160,6 +160,25 @@ class NatsCluster:
                     return {**detail.get("state", {}), "cluster": detail.get("cluster", {})}
         return None
 
+    def wait_caught_up(self, node: NatsNode, stream: str, within: float = 60.0) -> dict[str, Any]:
+        """Until the node's replica of the stream holds what every other replica holds (same message count and
+        last sequence, not empty); its state then."""
+        states: dict[str, dict[str, Any]] = {}
+
+        def same() -> bool:
+            states.clear()
+            states.update({n.name: self.stream_state(n, stream) or {} for n in self.nodes})
+            mine = states[node.name]
+            return bool(mine.get("messages")) and all(
+                s.get("last_seq") == mine.get("last_seq") and s.get("messages") == mine.get("messages")
+                for name, s in states.items() if name != node.name)
+
+        try:
+            wait_until(same, timeout=within, what=f"{node.name} to catch up on {stream}", interval=0.1)
+        except TimeoutError:
+            raise AssertionError(f"{node.name} did not catch up on {stream}: {states}") from None
+        return states[node.name]
+
     def connection_holder(self, name_prefix: str) -> NatsNode | None:
         """The running node a client is connected to (the first whose connect name starts with name_prefix)."""
         for node in self.nodes:

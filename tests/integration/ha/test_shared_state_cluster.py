@@ -237,20 +237,6 @@ async def _leader(ha: HaStack, stream: str) -> NatsNode:
     return ha.cluster.node(info.cluster.leader)
 
 
-def _caught_up(ha: HaStack, node: NatsNode, stream: str, within: float = 60) -> dict[str, Any]:
-    """The node's replica of the stream has what the other replicas have."""
-    deadline = time.monotonic() + within
-    while True:
-        states = {n.name: ha.cluster.stream_state(n, stream) or {} for n in ha.cluster.nodes}
-        mine = states[node.name]
-        others = [s for name, s in states.items() if name != node.name]
-        if mine.get("messages") and all(s.get("last_seq") == mine.get("last_seq") and
-                                        s.get("messages") == mine.get("messages") for s in others):
-            return mine
-        assert time.monotonic() < deadline, f"{node.name} did not catch up on {stream}: {states}"
-        time.sleep(0.1)
-
-
 async def test_no_audit_record_is_lost_and_calls_go_on_when_the_audit_streams_leader_node_is_killed(
     ha: HaStack,
 ) -> None:
@@ -281,8 +267,8 @@ async def test_no_audit_record_is_lost_and_calls_go_on_when_the_audit_streams_le
         slowest = max(o.ended - o.started for o in outcomes)
     finally:
         ha.heal()
-    audit = _caught_up(ha, leader, AUDIT_STREAM)
-    tokens_state = _caught_up(ha, leader, f"KV_{TOKENS.name}")
+    audit = ha.cluster.wait_caught_up(leader, AUDIT_STREAM)
+    tokens_state = ha.cluster.wait_caught_up(leader, f"KV_{TOKENS.name}")
     print(f"audit stream leader {leader.name} killed under load: {replied} replied calls all audited, "
           f"{len(failed)} failed (unavailable, retryable), slowest call {slowest:.1f} s; after rejoining it holds "
           f"{audit['messages']} audit records and {tokens_state['messages']} token entries like the others")

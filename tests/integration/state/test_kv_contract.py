@@ -14,6 +14,7 @@ from proxmox_mcp_runtime.kv.jetstream import JetStreamState
 from proxmox_mcp_runtime.kv.local import LocalState
 
 from tests.support.nats import NatsServer, start_nats
+from tests.support.nats_cluster import nats_cluster
 from tests.support.procs import wait_until_async
 
 _counter = iter(range(1_000_000))
@@ -151,3 +152,29 @@ async def test_jetstream_without_a_server_is_unavailable_not_a_hang(tmp_path: Pa
     finally:
         await nc.close()
         server.proc.stop()
+
+
+async def test_jetstream_with_patience_writes_through_a_stream_leader_election(tmp_path: Path) -> None:
+    with nats_cluster(tmp_path / "nats") as cluster:
+        nc = await nats.connect(servers=cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        try:
+            spec = BucketSpec(name="elected")
+            patient = await JetStreamState(nc, replicas=3, patience=30).bucket(spec)
+            hasty = await JetStreamState(nc, replicas=3).bucket(spec)
+            await patient.put("before", b"1")
+            info = await nc.jetstream().stream_info(f"KV_{spec.name}")
+            assert info.cluster is not None and info.cluster.leader
+            leader = cluster.node(info.cluster.leader)
+            cluster.kill(leader)
+            # Without patience the first write finds no leader (or no answer) and fails at once.
+            with pytest.raises(KvUnavailableError):
+                await hasty.create("hasty", b"x")
+            started = time.monotonic()
+            revision = await patient.create("patient", b"2")
+            waited = time.monotonic() - started
+            entry = await patient.get("patient")
+            assert entry == KvEntry("patient", b"2", revision)
+            assert (await patient.get("before")) is not None
+        finally:
+            await nc.close()
+    print(f"a create waited {waited:.1f} s for the bucket's new stream leader")

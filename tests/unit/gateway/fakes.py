@@ -45,6 +45,10 @@ class FakeBus:
     async def close(self) -> None:
         self.connected = False
 
+    async def any_service(self, kind: WorkerKind, timeout: float = 0.5) -> bool:
+        """Readiness: every worker kind answers while the bus is connected."""
+        return self.connected
+
     async def call(self, kind: WorkerKind, op: SshOp | ApiOp, args: dict[str, Any], *, cluster: str, caller: Caller,
                    deadline: float, idempotent: bool, request_id: str | None = None,
                    traceparent: str | None = None) -> dict[str, Any]:

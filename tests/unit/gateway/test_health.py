@@ -1,10 +1,13 @@
-"""A check keeps the newest observation: a probe round that began earlier cannot overwrite a later answer."""
+"""A check keeps the newest observation: a probe round that began earlier cannot overwrite a later answer, but a
+worker count, known when the probe's window closes, is not older than a readiness check made during it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, cast
 
+from proxmox_mcp_contracts.subjects import WorkerKind
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.health import CheckState, HealthMonitor
 
@@ -41,3 +44,32 @@ async def test_stop_ends_the_probe_loop_even_when_a_wake_up_and_the_stop_come_to
         monitor.poke()  # e.g. NATS just connected ...
         await monitor.stop()  # ... while the gateway shuts down
     assert time.monotonic() - started < 3, "the cancel was lost and stop() waited for a whole probe interval"
+
+
+class _CountingBus:
+    """Two worker instances answer the probe's window; readiness pings answer at once."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.window_open = asyncio.Event()
+        self.close_window = asyncio.Event()
+
+    async def ping_services(self, kind: object, timeout: float = 0.5) -> tuple[list[dict[str, str]], float]:
+        self.window_open.set()
+        await self.close_window.wait()
+        return [{"id": "a"}, {"id": "b"}], 0.001
+
+    async def any_service(self, kind: object, timeout: float = 0.5) -> bool:
+        return True
+
+
+async def test_a_worker_count_from_a_probe_window_survives_a_readiness_check_made_during_the_window() -> None:
+    bus = _CountingBus()
+    monitor = HealthMonitor(cast(Any, bus), cluster="default", interval=10.0, timeout=1.0)
+    probe = asyncio.create_task(monitor._probe_workers(WorkerKind.SSH, "ssh-worker"))  # pyright: ignore[reportPrivateUsage]
+    await bus.window_open.wait()
+    await monitor.refresh_workers()  # e.g. Caddy's health check while the probe collects answers
+    bus.close_window.set()
+    assert await probe
+    assert monitor.checks["ssh-worker"].detail["instances"] == 2

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+import nats.errors
+import nats.js.errors
 import pytest
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
@@ -13,7 +15,7 @@ from proxmox_mcp_gateway.access import AccessPolicy
 from proxmox_mcp_gateway.audit import AuditError, AuditLog
 from proxmox_mcp_gateway.auth import AuthStatus, TokenAuthenticator, TokenRecord, digest_secret
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
-from proxmox_mcp_gateway.jetstream_calls import name_token
+from proxmox_mcp_gateway.jetstream_calls import DUPLICATE_IN_PROCESS, name_token, until_answered
 from proxmox_mcp_gateway.limits import CallLimiter, RateSpec
 from proxmox_mcp_gateway.shared_limits import Window
 from proxmox_mcp_gateway.token_kv import TokenSnapshot
@@ -133,3 +135,41 @@ def test_ids_that_cannot_be_subject_tokens_become_digests() -> None:
         token = name_token(odd)
         assert token.startswith("h") and len(token) == 33 and token.isalnum()
     assert name_token("a.b") != name_token("a:b")
+
+
+def _in_process() -> nats.js.errors.APIError:
+    return nats.js.errors.APIError(code=409, err_code=DUPLICATE_IN_PROCESS,
+                                   description="duplicate message id is in process")
+
+
+async def test_a_publish_the_leader_still_holds_is_sent_again_until_it_is_acknowledged() -> None:
+    answers: list[BaseException | int] = [_in_process(), _in_process(), 7]
+
+    async def attempt(_seconds: float) -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    assert await until_answered(attempt, timeout=5) == 7
+    assert not answers
+
+
+async def test_a_publish_still_in_process_at_the_deadline_is_unanswered_not_refused() -> None:
+    async def attempt(_seconds: float) -> int:
+        raise _in_process()
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await until_answered(attempt, timeout=0.1)
+
+
+async def test_another_refusal_of_the_stream_is_raised_at_once() -> None:
+    tried: list[float] = []
+
+    async def attempt(seconds: float) -> int:
+        tried.append(seconds)
+        raise nats.js.errors.APIError(code=400, err_code=10071, description="wrong last sequence")
+
+    with pytest.raises(nats.js.errors.APIError):
+        await until_answered(attempt, timeout=5)
+    assert len(tried) == 1

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,6 +29,7 @@ from proxmox_mcp_gateway.auth import (
 from proxmox_mcp_gateway.bus import BusSettings, WorkerBus
 from proxmox_mcp_gateway.calls import CallLimits, CallSecurity, ToolExecutor
 from proxmox_mcp_gateway.conformance_fixtures import FIXTURE, ConformanceFixtures, FixtureTaskSource
+from proxmox_mcp_gateway.drain import Drain
 from proxmox_mcp_gateway.edge import BodyLimitMiddleware, EdgeMiddleware
 from proxmox_mcp_gateway.freeze import GatewayFreeze
 from proxmox_mcp_gateway.health import HealthMonitor
@@ -81,6 +82,8 @@ class Gateway:
     """What PMCP_STATE changes in the call path (token source, audit replica, shared limits) and its start."""
     freeze: GatewayFreeze | None = None
     """The freeze switch (None: not followed, for in-process tests of other parts)."""
+    drain: Drain = field(default_factory=lambda: Drain(0.0))
+    """Set by SIGTERM (gateway.server): readiness answers 503 while calls are still served."""
 
     @property
     def security(self) -> CallSecurity:
@@ -127,7 +130,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
                            timeout=settings.probe_timeout, other_clusters=tuple(clusters.known),
                            listener=health_listener(clusters.default))
     gateway = Gateway(settings=settings, bus=bus, executor=executor, health=health, state=state,
-                      keeper=keeper, freeze=freeze)
+                      keeper=keeper, freeze=freeze, drain=Drain(settings.drain_seconds()))
     watch_gateway(__version__, nats=lambda: bus.nats_client, audit=lambda: gateway.audit)
     return gateway
 
@@ -221,16 +224,21 @@ def build_app(settings: GatewaySettings, gateway: Gateway | None = None,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         report = {**gw.health.report(), "state": gw.keeper.report()}
-        return report if gw.freeze is None else {**report, "freeze": gw.freeze.report()}
+        if gw.freeze is not None:
+            report["freeze"] = gw.freeze.report()
+        return {**report, "draining": True} if gw.drain.draining else report
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
         await gw.health.refresh_workers()
         checks = {k: gw.health.checks[k].status for k in ("nats", "ssh-worker", "api-worker")}
         checks["state"] = "ok" if gw.keeper.ready() else "loading"
-        body: dict[str, Any] = {"ready": gw.health.ready() and gw.keeper.ready(), "checks": checks}
+        body: dict[str, Any] = {"ready": gw.health.ready() and gw.keeper.ready() and not gw.drain.draining,
+                                "checks": checks}
         if not gw.keeper.ready():
             body["state"] = gw.keeper.report()
+        if gw.drain.draining:
+            body["draining"] = True
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics", include_in_schema=False)

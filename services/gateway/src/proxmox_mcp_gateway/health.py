@@ -146,9 +146,11 @@ class HealthMonitor:
             self._set(name, False, None, exc.info.message, observed_at=asked_at)
             return False
         ok = bool(replies)
-        # Latency is the first instance's answer; the rest of the window only counts the instances.
+        # Latency is the first instance's answer; the rest of the window only counts the instances. A count is
+        # known only when the window closes: a readiness check made meanwhile (a load balancer asks every second)
+        # must not make it look old. No answer at all stays an observation of when the round began.
         self._set(name, ok, None if first is None else first * 1000, None if ok else "no instance answered",
-                  observed_at=asked_at, instances=len(replies))
+                  observed_at=time.monotonic() if ok else asked_at, instances=len(replies))
         return ok
 
     async def _probe_target(self, kind: WorkerKind, op: SshOp | ApiOp, name: str, cluster: str) -> bool:

@@ -35,6 +35,10 @@ response from stream'), no connection, no quorum (timeouts), a 503 answer. A 503
 (a full rate window) must be turned into its own exception inside the attempt."""
 
 STREAM_NAME_EXISTS = 10058
+DUPLICATE_IN_PROCESS = 10158
+"""JSStreamDuplicateMessageConflict, "duplicate message id is in process": the stream leader still holds an earlier
+attempt with this message id, whose commit waits for a quorum (e.g. after a partition). Not an answer yet: the
+same publish later gets the earlier attempt's acknowledgement."""
 
 
 class NotConnected(Exception):
@@ -60,7 +64,8 @@ class JetStreamContexts:
 
 async def until_answered(attempt: Callable[[float], Awaitable[T]], *, timeout: float) -> T:
     """attempt(seconds left) again and again while JetStream does not answer, for up to timeout seconds; then the
-    last error. A stream whose leader died answers again once its replicas elected another (~5 s measured)."""
+    last error (a nats TimeoutError when the leader was still busy with an earlier attempt). A stream whose leader
+    died answers again once its replicas elected another (~5 s measured)."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
@@ -69,6 +74,11 @@ async def until_answered(attempt: Callable[[float], Awaitable[T]], *, timeout: f
         except (*UNANSWERED, NotConnected):
             if time.monotonic() + delay >= deadline:
                 raise
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != DUPLICATE_IN_PROCESS:
+                raise
+            if time.monotonic() + delay >= deadline:
+                raise nats.errors.TimeoutError from None
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.25)
 

@@ -11,8 +11,9 @@ from proxmox_mcp_runtime.logs import configure_logging
 from proxmox_mcp_runtime.settings_errors import describe_settings_error
 from pydantic import ValidationError
 
-from proxmox_mcp_gateway.app import build_app
+from proxmox_mcp_gateway.app import Gateway, build_app
 from proxmox_mcp_gateway.clusters import ClusterConfigError
+from proxmox_mcp_gateway.drain import DrainingServer
 from proxmox_mcp_gateway.security import SecurityConfigError
 from proxmox_mcp_gateway.settings import GatewaySettings
 
@@ -37,20 +38,24 @@ def refuse_start(exc: Exception) -> int:
     return 2
 
 
+def draining_server(app: Any, settings: GatewaySettings) -> DrainingServer:
+    """The server for `app` (built by build_app): SIGTERM drains for PMCP_DRAIN_DELAY before it stops."""
+    gateway: Gateway = app.state.gateway
+    return DrainingServer(uvicorn_config(app, settings.host, settings.port), gateway.drain)
+
+
 def serve(settings: GatewaySettings) -> None:
-    app = build_app(settings)
-    uvicorn.Server(uvicorn_config(app, settings.host, settings.port)).run()
+    draining_server(build_app(settings), settings).run()
 
 
 def main() -> None:
     configure_logging("gateway")
     try:
         settings = GatewaySettings()
-        app = build_app(settings)
-        config = uvicorn_config(app, settings.host, settings.port)
+        server = draining_server(build_app(settings), settings)
     except START_ERRORS as exc:
         sys.exit(refuse_start(exc))
-    uvicorn.Server(config).run()
+    server.run()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from proxmox_mcp_gateway.tokens import default_state_dir
 CommaList = Annotated[list[str], NoDecode]
 
 DEFAULT_TOOL_RATES = "execute_command=600/m,vm_action=600/m,proxmox_api=1200/m"
+DEFAULT_SHARED_DRAIN = 3.0
+"""Seconds of drain behind a load balancer: the Caddyfile asks /health/ready every second."""
 
 
 class GatewaySettings(BaseSettings):
@@ -110,6 +112,10 @@ class GatewaySettings(BaseSettings):
                                        "the freeze switch after which every call above read is refused")
     control_timeout: float = Field(default=1.0, gt=0, le=60, description="Seconds one read of the freeze switch "
                                    "may take")
+    drain_delay: float | None = Field(
+        default=None, ge=0, le=300, description="Seconds between SIGTERM and the server's stop, while "
+        "/health/ready answers 503 so a load balancer stops sending calls here and calls that still arrive are "
+        "served (default: 3 with PMCP_STATE=jetstream, where gateways sit behind one, else 0)")
     request_state_key_file: Path | None = Field(
         default=None, description="Secret (>= 32 bytes) sealing the 2026-era input_required state; share it "
         "between gateway replicas (default: a key of this process)")
@@ -220,6 +226,13 @@ class GatewaySettings(BaseSettings):
         if self.token_file is not None:
             return self.token_file.read_text().strip() or None
         return None
+
+    def drain_seconds(self) -> float:
+        """PMCP_DRAIN_DELAY, or what suits the deployment: behind a load balancer (shared state) a few health
+        checks' worth, alone nothing (no one would send the calls elsewhere)."""
+        if self.drain_delay is not None:
+            return self.drain_delay
+        return DEFAULT_SHARED_DRAIN if self.state == "jetstream" else 0.0
 
     def tokens_path(self) -> Path:
         return self.tokens_file or self.state_dir / "tokens.json"

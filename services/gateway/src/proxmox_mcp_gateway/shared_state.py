@@ -51,12 +51,14 @@ def shared_state_for(settings: GatewaySettings, nats_client: Callable[[], NatsCl
     """nats_client: the gateway's connection as it is now (None before the first connect)."""
     if settings.state == "jetstream":
         replicas = settings.state_replicas
+        patience = settings.state_timeout
 
         async def open_jetstream() -> StateBackend:
             nc = nats_client()
             if nc is None or not nc.is_connected:
                 raise KvUnavailableError("the gateway is not connected to NATS, so its shared state cannot be read")
-            return JetStreamState(nc, replicas=replicas)
+            # Task records and idempotency keys wait through a leader election like the audit and rate writes.
+            return JetStreamState(nc, replicas=replicas, patience=patience)
 
         return SharedState("jetstream", open_jetstream)
     path = settings.state_dir / "state.db"

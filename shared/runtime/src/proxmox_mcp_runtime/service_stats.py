@@ -9,11 +9,15 @@ the service reports these counts in its STATS replies.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
+import nats.errors
 from nats.aio.client import Client as NatsClient
-from nats.micro.service import Service, ServiceConfig, ServiceStats
+from nats.aio.subscription import Subscription
+from nats.micro.service import Endpoint, Service, ServiceConfig, ServiceStats
 
 OK = "ok"
 
@@ -68,6 +72,30 @@ class MeasuredService(Service):
             endpoint.average_processing_time = counts.average_ns
             endpoint.last_error = counts.last_error
         return stats
+
+    async def stop(self) -> None:
+        """Stop taking requests without dropping one. nats.micro's stop() unsubscribes, which discards the
+        requests the server has already routed to this instance (in its socket or its queue) and whose callers
+        would then wait for a worker that never answers. Draining instead tells the server to stop routing here,
+        waits a round trip for what it already sent, and hands each of those to the dispatcher."""
+        if self._stopped.is_set():
+            return
+        if not self._client.is_connected:  # nothing can arrive now, and a drain's round trip would wait
+            await super().stop()
+            return
+        # nats.micro keeps these untyped: name what they hold.
+        endpoints = cast("list[Endpoint]", self._endpoints)  # pyright: ignore[reportUnknownMemberType]
+        own = cast("dict[str, Subscription]", self._subscriptions)  # pyright: ignore[reportUnknownMemberType]
+        subscriptions = [endpoint._subscription for endpoint in endpoints]  # pyright: ignore[reportPrivateUsage]
+        for subscription in [*subscriptions, *own.values()]:
+            if subscription is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    await subscription.drain()
+        for endpoint in endpoints:
+            endpoint._subscription = None  # pyright: ignore[reportPrivateUsage]
+        self._endpoints = []
+        self._subscriptions = {}
+        self._stopped.set()
 
 
 async def start_measured_service(client: NatsClient, config: ServiceConfig,

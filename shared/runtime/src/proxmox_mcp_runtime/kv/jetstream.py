@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -39,8 +39,26 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     nats.js.errors.NoStreamResponseError,
     TimeoutError,
 )
+_NOTHING_DONE: tuple[type[BaseException], ...] = (
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+"""Of those, the answers that say the operation never reached a stream leader (no leader while one is elected,
+no responders, not sent): trying again cannot apply it twice. A timeout may come after the leader applied it."""
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 """JSStreamWrongLastSequenceErrF and its constant form: a compare-and-set lost."""
+
+
+class _NotApplied(KvUnavailableError):
+    """JetStream cannot answer now, and the operation was certainly not applied."""
+
+
+def _unavailable(bucket: str, exc: BaseException) -> KvUnavailableError:
+    kind = _NotApplied if isinstance(exc, _NOTHING_DONE) else KvUnavailableError
+    return kind(f"JetStream did not answer for {bucket} ({type(exc).__name__})")
 
 
 @contextlib.asynccontextmanager
@@ -53,19 +71,42 @@ async def _mapped_errors(bucket: str) -> AsyncGenerator[None]:
         if exc.err_code in _WRONG_LAST_SEQUENCE:
             raise KeyExistsError(f"key changed in {bucket}") from None
         if isinstance(exc, _UNAVAILABLE):
-            raise KvUnavailableError(f"JetStream did not answer for {bucket} ({type(exc).__name__})") from None
+            raise _unavailable(bucket, exc) from None
         raise KvError(f"JetStream refused an operation on {bucket}: {exc.description or type(exc).__name__}") from None
     except _UNAVAILABLE as exc:
-        raise KvUnavailableError(f"JetStream did not answer for {bucket} ({type(exc).__name__})") from None
+        raise _unavailable(bucket, exc) from None
+
+
+T = TypeVar("T")
+
+
+async def _patiently(operation: Callable[[], Awaitable[T]], *, patience: float, read: bool) -> T:
+    """The operation, tried again while JetStream cannot answer (a stream leader election takes ~5 s) for up to
+    `patience` seconds. A read is tried again after any such failure; a write only when it was certainly not
+    applied, since a compare-and-set sent twice would find its own first write."""
+    deadline = time.monotonic() + patience
+    delay = 0.02
+    while True:
+        try:
+            return await operation()
+        except KvUnavailableError as exc:
+            if not (read or isinstance(exc, _NotApplied)) or time.monotonic() + delay >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 class JetStreamState:
     """StateBackend on JetStream. replicas: 3 on a 3-node cluster, 1 on a single server."""
 
-    def __init__(self, nc: NatsClient, *, replicas: int = 1, memory: bool = False, timeout: float = 2.0) -> None:
+    def __init__(self, nc: NatsClient, *, replicas: int = 1, memory: bool = False, timeout: float = 2.0,
+                 patience: float = 0.0) -> None:
+        """timeout: one request's; patience: how long an operation is tried again while JetStream cannot answer
+        (see _patiently; 0: fail at once)."""
         self.nc = nc
         self.replicas = replicas
         self.memory = memory
+        self.patience = patience
         self.js = JetStreamContext(nc, timeout=timeout)
 
     @property
@@ -73,73 +114,95 @@ class JetStreamState:
         return "jetstream"
 
     async def bucket(self, spec: BucketSpec) -> JetStreamBucket:
-        async with _mapped_errors(spec.name):
-            try:
-                kv = await self.js.key_value(spec.name)
-            except nats.js.errors.BucketNotFoundError:
-                storage = api.StorageType.MEMORY if self.memory else api.StorageType.FILE
-                config = api.KeyValueConfig(bucket=spec.name, description=spec.description or None,
-                                            history=spec.history, ttl=spec.ttl, replicas=self.replicas,
-                                            storage=storage)
-                kv = await self.js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType]
-        return JetStreamBucket(spec.name, kv, self.js)
+        async def open_or_create() -> KeyValue:
+            async with _mapped_errors(spec.name):
+                try:
+                    return await self.js.key_value(spec.name)
+                except nats.js.errors.BucketNotFoundError:
+                    storage = api.StorageType.MEMORY if self.memory else api.StorageType.FILE
+                    config = api.KeyValueConfig(bucket=spec.name, description=spec.description or None,
+                                                history=spec.history, ttl=spec.ttl, replicas=self.replicas,
+                                                storage=storage)
+                    return await self.js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType]
+
+        # Creating a bucket that exists with the same configuration succeeds: trying again is safe.
+        kv = await _patiently(open_or_create, patience=self.patience, read=True)
+        return JetStreamBucket(spec.name, kv, self.js, patience=self.patience)
 
     async def close(self) -> None:
         return None
 
 
 class JetStreamBucket:
-    def __init__(self, name: str, kv: KeyValue, js: JetStreamContext) -> None:
+    def __init__(self, name: str, kv: KeyValue, js: JetStreamContext, *, patience: float = 0.0) -> None:
         self._name = name
         self._kv = kv
         self._js = js
+        self._patience = patience
 
     @property
     def bucket(self) -> str:
         return self._name
 
+    async def _read(self, operation: Callable[[], Awaitable[T]]) -> T:
+        async def mapped() -> T:
+            async with _mapped_errors(self._name):
+                return await operation()
+        return await _patiently(mapped, patience=self._patience, read=True)
+
+    async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
+        async def mapped() -> T:
+            async with _mapped_errors(self._name):
+                return await operation()
+        return await _patiently(mapped, patience=self._patience, read=False)
+
     async def get(self, key: str) -> KvEntry | None:
         check_key(key)
-        async with _mapped_errors(self._name):
+
+        async def read() -> KvEntry | None:
             try:
                 entry = await self._kv.get(key)
             except nats.js.errors.KeyNotFoundError:
                 return None
-        return None if entry.value is None else KvEntry(key, entry.value, int(entry.revision or 0))
+            return None if entry.value is None else KvEntry(key, entry.value, int(entry.revision or 0))
+
+        return await self._read(read)
 
     async def create(self, key: str, value: bytes, *, ttl: float | None = None) -> int:
         check_key(key)
         seconds = check_ttl(ttl)
-        async with _mapped_errors(self._name):
-            return await self._kv.create(key, value, msg_ttl=seconds)
+        return await self._write(lambda: self._kv.create(key, value, msg_ttl=seconds))
 
     async def update(self, key: str, value: bytes, *, revision: int, ttl: float | None = None) -> int:
         check_key(key)
         seconds = check_ttl(ttl)
-        async with _mapped_errors(self._name):
-            if seconds is None:
-                return await self._kv.update(key, value, last=revision)
+        if seconds is None:
+            return await self._write(lambda: self._kv.update(key, value, last=revision))
+
+        async def update_with_ttl() -> int:
             # KeyValue.update takes no ttl: the same compare-and-set publish with the Nats-TTL header.
             ack = await self._js.publish(f"$KV.{self._name}.{key}", value, msg_ttl=seconds,
                                          headers={api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(revision)})
             return ack.seq
 
+        return await self._write(update_with_ttl)
+
     async def put(self, key: str, value: bytes) -> int:
         check_key(key)
-        async with _mapped_errors(self._name):
-            return await self._kv.put(key, value)
+        return await self._write(lambda: self._kv.put(key, value))
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        async with _mapped_errors(self._name):
-            await self._kv.delete(key)
+        await self._write(lambda: self._kv.delete(key))
 
     async def keys(self) -> list[str]:
-        async with _mapped_errors(self._name):
+        async def read() -> list[str]:
             try:
                 return sorted(await self._kv.keys())  # pyright: ignore[reportUnknownMemberType]
             except nats.js.errors.NoKeysError:
                 return []
+
+        return await self._read(read)
 
     async def watch(self, on_change: ChangeCallback) -> JetStreamWatch:
         watcher, snapshot = await self.snapshot()
