@@ -1,8 +1,8 @@
 """The kill switch with several gateways (PMCP_STATE=jetstream) on a real 3-node NATS cluster: the switch is a key
 in the R3 PMCP_CONTROL bucket that both gateways and both workers watch and confirm with leader reads. Done when
 (issue 15, 5): a freeze on one gateway refuses a call above read on the other within 1 s, also sent straight to
-a worker's subject; reads work; without a JetStream quorum everything above read is refused; thaw restores; all
-audited."""
+a worker's subject; reads work; without a JetStream quorum the workers refuse everything above read and the
+gateways, which can store no audit record, refuse every call; thaw restores; all audited."""
 
 from __future__ import annotations
 
@@ -154,9 +154,11 @@ async def test_a_thaw_from_the_cli_restores_calls_above_read_on_every_gateway_an
     print(f"jetstream R3: vm_action worked on the first gateway {took * 1000:.0f} ms after the CLI thaw returned")
 
 
-async def test_without_a_jetstream_quorum_gateways_and_workers_refuse_calls_above_read_and_reads_go_on(
+async def test_without_a_jetstream_quorum_gateways_refuse_every_call_and_workers_refuse_calls_above_read(
     thawed: ClusterStack
 ) -> None:
+    """Audit before reply: a gateway that can store no audit record performs nothing, reads included. The
+    workers keep no audit, so they show the freeze's own rule: reads answered, everything above read refused."""
     stack = thawed
     survivor, *lost = stack.cluster.nodes
     async with http_client(stack.second.url, stack.second.token) as second:
@@ -164,14 +166,12 @@ async def test_without_a_jetstream_quorum_gateways_and_workers_refuse_calls_abov
         for node in lost:
             stack.cluster.kill(node)
         killed = time.monotonic()
-        # Every client moves to the one node left: core NATS works there, JetStream has no majority.
-        await until(lambda: _reads(second, stack.vm), within=30, what="reads working on the surviving node")
-        await until(lambda: _unknown(second, stack.vm), within=15,
-                    what="the gateway refusing vm_action for want of the freeze switch")
+        await until(lambda: _audit_unavailable(second, stack.vm), within=30,
+                    what="the gateway refusing reads for want of the audit stream")
         took = time.monotonic() - killed
-        for tool, args in reading_calls(stack.vm):
-            result = await second.call_tool(tool, args)
-            assert not result.is_error, (tool, result.content)
+        refused = error_of(await second.call_tool(
+            "vm_action", {"vmid": stack.vm["vmid"], "node": stack.vm["node"], "action": "start"}))
+        assert refused is not None and refused["code"] == "unavailable" and refused["retryable"], refused
         seen = health_freeze(stack.second)
         assert seen["state"] == "unknown" and seen["problem"], seen
         connection = await nats.connect(servers=[survivor.url])
@@ -185,8 +185,11 @@ async def test_without_a_jetstream_quorum_gateways_and_workers_refuse_calls_abov
         for node in lost:
             stack.cluster.restart(node)
         healed = await until(lambda: _works(second, stack.vm), within=60, what="vm_action working after the heal")
-    print(f"jetstream R3, 2 of 3 nodes killed: vm_action refused {took:.2f} s after the kill; "
-          f"allowed again {healed:.2f} s after the nodes were back")
+        for tool, args in reading_calls(stack.vm):
+            result = await second.call_tool(tool, args)
+            assert not result.is_error, (tool, result.content)
+    print(f"jetstream R3, 2 of 3 nodes killed: every call refused {took:.2f} s after the kill; "
+          f"vm_action allowed again {healed:.2f} s after the nodes were back")
 
 
 async def _works(client: Client, vm: dict[str, Any]) -> bool:
@@ -197,12 +200,10 @@ async def _refused(client: Client, vm: dict[str, Any]) -> bool:
     return is_frozen_refusal(await vm_action_refused(client, vm))
 
 
-async def _unknown(client: Client, vm: dict[str, Any]) -> bool:
-    return is_unknown_refusal(await vm_action_refused(client, vm))
-
-
-async def _reads(client: Client, vm: dict[str, Any]) -> bool:
-    return error_of(await client.call_tool("vm_status", {"vmid": vm["vmid"], "node": vm["node"]})) is None
+async def _audit_unavailable(client: Client, vm: dict[str, Any]) -> bool:
+    error = error_of(await client.call_tool("vm_status", {"vmid": vm["vmid"], "node": vm["node"]}))
+    return (error is not None and error["code"] == "unavailable"
+            and "audit record could not be stored" in error["message"])
 
 
 async def _direct_unknown(nc: NatsClient, kind: Any, op: Any, args: dict[str, Any]) -> bool:
