@@ -96,8 +96,10 @@ async def test_stats_count_error_replies_and_the_time_until_each_reply(running: 
 
 async def test_a_request_still_running_is_counted_but_has_no_time_or_error_yet(running: Running) -> None:
     pending = asyncio.ensure_future(running.client.request("test.stats.held", _envelope("held"), timeout=10))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while (await _stats(running.client))["default-held"]["num_requests"] < 1:
+        if pending.done():
+            raise AssertionError(f"the held request ended before it was held: {pending.exception()!r}")
         assert time.monotonic() < deadline, "the held request never arrived"
         await asyncio.sleep(0.01)
     held = (await _stats(running.client))["default-held"]
