@@ -42,6 +42,9 @@ GATEWAY_ENV = {
     "PMCP_TRUSTED_PROXIES": "127.0.0.1",
     "PMCP_STATE_TIMEOUT": "20",  # longer than a stream leader election (~5 s): calls wait through it
 }
+# The workers read the freeze switch from JetStream, as the gateways keep it there (with PMCP_STATE=local they
+# would ask a gateway over NATS, and a gateway that is restarting or cut off could not answer).
+WORKER_ENV = {**FAST, **jetstream_env(3), "PMCP_STATE_TIMEOUT": GATEWAY_ENV["PMCP_STATE_TIMEOUT"]}
 _CALLS = re.compile(r"^proxmox_mcp_tool_calls_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
@@ -126,7 +129,7 @@ class HaLayout:
 
     def start_worker(self, kind: str, index: int) -> Proc:
         proc = start_worker(kind, self.cluster.url, self.config_path, self.workdir,
-                            name=f"{kind}-{index}-{time.monotonic_ns()}", env=FAST)
+                            name=f"{kind}-{index}-{time.monotonic_ns()}", env=WORKER_ENV)
         workers = self.workers.setdefault(kind, [])
         if index < len(workers):
             workers[index] = proc

@@ -64,8 +64,12 @@ def start_stack(command: str, workdir: Path, env_file: Path, env: dict[str, str]
     info_file = workdir / f"{command}.json"
     proc = start_process(command, [*CLI, command, "--env-file", str(env_file), "--info-file", str(info_file), *extra],
                          workdir, env=env, cwd=workdir)
-    wait_until(info_file.exists, timeout=90, what=f"`{command}` to report ready", proc=proc, interval=0.1)
-    return proc, json.loads(info_file.read_text())
+    try:
+        wait_until(info_file.exists, timeout=90, what=f"`{command}` to report ready", proc=proc, interval=0.1)
+        return proc, json.loads(info_file.read_text())
+    except BaseException:
+        proc.stop()
+        raise
 
 
 def rest_status(info: dict[str, Any], token: str) -> int:

@@ -153,6 +153,14 @@ class CaddyLoad:
     def wait_for(self, calls: int, within: float) -> None:
         wait_until(lambda: self.count() >= calls, timeout=within, interval=0.1, what=f"{calls} calls under load")
 
+    def wait_for_calls_started_after(self, since: float, calls: int, within: float) -> None:
+        """Until `calls` calls that started after `since` have ended (fast calls can all end in a short window)."""
+        def started_after() -> int:
+            with self._lock:
+                return sum(1 for o in self.outcomes if o.started > since)
+        wait_until(lambda: started_after() >= calls, timeout=within, interval=0.1,
+                   what=f"{calls} calls started under load after the fault")
+
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.reply is None or o.reply.code != "ok"]
 
@@ -321,7 +329,7 @@ def test_kill_9_of_the_audit_streams_leader_node_under_load_fails_at_most_calls_
         load.wait_for(20, within=60)
         container_id, restarts = ha.kill_main_process(victim)
         killed_at = time.monotonic()
-        load.wait_for(load.count() + 60, within=90)
+        load.wait_for_calls_started_after(killed_at + IN_FLIGHT_GRACE, 60, within=90)
     failed = _assert_only_in_flight_failed(load, killed_at, f"kill -9 of {victim}")
     for outcome in failed:  # each with a clear code: a read may be sent again, a command's outcome is unknown
         reply = outcome.reply
@@ -345,7 +353,7 @@ def test_kill_9_of_a_gateway_under_load_fails_at_most_calls_in_flight_and_the_re
         load.wait_for(20, within=60)
         container_id, restarts = ha.kill_main_process("gateway-1")
         killed_at = time.monotonic()
-        load.wait_for(load.count() + 60, within=90)
+        load.wait_for_calls_started_after(killed_at + IN_FLIGHT_GRACE, 60, within=90)
     # Caddy tries a call that reached no gateway again (connection refused), on gateway-2 or on gateway-1 once it
     # listens again; the restarted gateway-1 refuses stored tokens for the moment until it has loaded them from
     # JetStream (503, retryable), as the README says.

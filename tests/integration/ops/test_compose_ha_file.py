@@ -131,7 +131,8 @@ def test_two_of_each_worker_are_given_every_nats_node(ha_model: dict[str, Any]) 
     for kind in ("ssh-worker", "api-worker"):
         worker, single = ha_model["services"][f"{kind}-ha"], ha_model["services"][kind]
         assert worker["deploy"]["replicas"] == 2
-        assert worker["environment"] == {**single["environment"], "NATS_URL": nodes}
+        # The freeze switch lives in JetStream when several gateways share it: the workers read it there too.
+        assert worker["environment"] == {**single["environment"], "NATS_URL": nodes, "PMCP_STATE": "jetstream"}
         assert worker["volumes"] == single["volumes"] and worker["command"] == single["command"]
 
 
@@ -175,9 +176,12 @@ def test_caddy_ha_sends_requests_to_every_gateway_and_tries_another_when_one_is_
                             check=False)
     assert result.returncode == 0, result.stderr
     proxies = [h for h in _handlers(json.loads(result.stdout)) if h.get("handler") == "reverse_proxy"]
-    assert len(proxies) == 1
-    assert [u["dial"] for u in proxies[0]["upstreams"]] == upstreams
-    assert proxies[0]["load_balancing"]["try_duration"] > 0
+    # Two routes: stateless 2026-era requests to the least busy gateway, everything else sticky by cookie.
+    assert sorted(p["load_balancing"]["selection_policy"]["policy"] for p in proxies) == ["cookie", "least_conn"]
+    for proxy in proxies:
+        assert [u["dial"] for u in proxy["upstreams"]] == upstreams
+        assert proxy["load_balancing"]["try_duration"] > 0
+        assert proxy["health_checks"]["active"]["uri"] == "/health/ready"
 
 
 def _handlers(node: Any) -> list[dict[str, Any]]:

@@ -77,9 +77,12 @@ def write_info_file(path: Path, url: str, token: str, info: StackInfo, stack: Em
         "children": {child.name: child.popen.pid for child in stack.group.children},
         "sim": info.sim,
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written beside, then renamed: whoever waits for the file never reads it half-written.
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(details, handle)
+    os.replace(partial, path)
 
 
 async def _wait_ready(gateway: Gateway, server: uvicorn.Server, stack: EmbeddedStack, timeout: float) -> None:
