@@ -31,8 +31,9 @@ async def nats_connection(settings: GatewaySettings, name: str) -> AsyncGenerato
     may carry credentials."""
     nc = NatsClient()
     try:
-        await nc.connect(servers=nats_servers(settings.nats_url), name=name, connect_timeout=3,
-                         allow_reconnect=True, max_reconnect_attempts=3, reconnect_time_wait=1)
+        # Patient enough for a slow name lookup of the cluster's nodes (container DNS under load), bounded.
+        await nc.connect(servers=nats_servers(settings.nats_url), name=name, connect_timeout=5,
+                         allow_reconnect=True, max_reconnect_attempts=4, reconnect_time_wait=1)
     except (nats.errors.NoServersError, OSError, TimeoutError, ValueError) as exc:
         raise StateCliError(f"cannot connect to NATS (NATS_URL, {type(exc).__name__}): is the cluster up and "
                             "NATS_URL right?") from None
