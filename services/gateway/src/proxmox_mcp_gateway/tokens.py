@@ -24,6 +24,7 @@ from pathlib import Path
 
 from proxmox_mcp_contracts.envelope import Scope
 from proxmox_mcp_runtime.networks import parse_networks
+from proxmox_mcp_runtime.validation_errors import describe_validation_error
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 TOKEN_PREFIX = "pmcp_"
@@ -187,9 +188,8 @@ class TokenStore:
         try:
             return TokenFile.model_validate_json(raw).tokens
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise TokenStoreError(f"the token store {self.path} is damaged ({where}: {first['msg']})") from None
+            problem = describe_validation_error(exc, whole=None)
+            raise TokenStoreError(f"the token store {self.path} is damaged ({problem})") from None
 
     def create(self, *, name: str, scope: Scope, profile: str | None = None, tools: list[str] | None = None,
                cidrs: list[str] | None = None, expires_at: datetime | None = None,

@@ -49,8 +49,8 @@ async def test_a_duplicate_waits_for_the_first_call_and_gets_its_record(state: L
     first = await claim(book)
     assert isinstance(first, Claim)
     waiting = asyncio.create_task(claim(book))
-    await asyncio.sleep(0.05)
-    assert not waiting.done(), "a duplicate waits while the first call is pending"
+    finished, _ = await asyncio.wait({waiting}, timeout=0.1)
+    assert not finished, "a duplicate waits while the first call is pending"
     await book.started(first, upid="UPID:x", started={"upid": "UPID:x"})
     replay = await asyncio.wait_for(waiting, timeout=5)
     assert isinstance(replay, KeyRecord) and replay.phase is Phase.STARTED and replay.upid == "UPID:x"

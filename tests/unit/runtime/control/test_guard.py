@@ -134,7 +134,8 @@ async def test_calls_waiting_at_once_share_one_read() -> None:
     source.hold = asyncio.Event()
     guard = FreezeGuard(source, TIMING)
     checks = [asyncio.create_task(guard.check(Scope.OPERATE)) for _ in range(20)]
-    await asyncio.sleep(0.01)
+    finished, _ = await asyncio.wait(checks, timeout=0.1)
+    assert not finished and source.reads == 1  # all 20 wait on the one read that is held
     source.hold.set()
     results = await asyncio.gather(*checks, return_exceptions=True)
     assert source.reads == 1
