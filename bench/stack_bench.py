@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
@@ -114,6 +115,27 @@ def stage_totals(stages: tuple[Stage, ...], before: dict[str, Any],
                 count += seen - old_seen
         totals.append((stage, total, count))
     return totals
+
+
+def split_stages(tool: str = "list_vms") -> tuple[Stage, ...]:
+    """server_stages for /mcp with the gateway's own call path (tool call: validation, policy, the NATS request;
+    its audit record is written after it) between the HTTP request and the NATS request."""
+    http, nats_request, *rest = server_stages("/mcp", tool)
+    return (http, ("gateway tool call", "gateway", "proxmox_mcp_tool_call_duration_seconds", {"tool": tool}),
+            nats_request, *rest)
+
+
+def print_split(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Where one call of ours goes, outermost first, each span's mean less the next one's."""
+    means = [total / count * 1000 if count else float("nan")
+             for _, total, count in stage_totals(split_stages(), before, after)]
+    parts = ("gateway HTTP/SDK layer + the audit write", "gateway call path (validation, policy, redaction)",
+             "NATS hop (transit, the gateway's envelope encode/decode)",
+             "api-worker (envelope, handler, result model)", "upstream GET (proxmoxer)")
+    spans = [*(outer - inner for outer, inner in itertools.pairwise(means)), means[-1]]
+    print("  where ours goes (means from the services' histograms): "
+          + "; ".join(f"{part} {ms:.2f} ms" for part, ms in zip(parts, spans, strict=True))
+          + f"; total in the gateway {means[0]:.2f} ms")
 
 
 def stage_means(handler: str, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, float]]:
@@ -238,6 +260,7 @@ async def floor_comparison(stack: BenchStack, calls: int, rounds: int = 10) -> N
     gateway_cpu = 0.0
     gets_before = upstream_gets(stack.sim)
     made = 0
+    scraped = stack.scrape()
     async with floor_client(stack.nats.url) as floor, lean_client(stack.gateway.url, stack.gateway.token) as ours:
         sides: list[tuple[str, Callable[[], Awaitable[None]]]] = [("direct", direct), ("floor", floor),
                                                                   ("ours", ours.call)]
@@ -257,6 +280,7 @@ async def floor_comparison(stack: BenchStack, calls: int, rounds: int = 10) -> N
                 if name == "ours":
                     gateway_cpu += cpu_seconds(stack.gateway.proc.pid) - cpu_before
     gets = upstream_gets(stack.sim) - gets_before
+    split = (scraped, stack.scrape())
     print(f"the floor, {rounds} interleaved rounds (order rotated each round):")
     print("  " + summary("direct GET (proxmoxer, no NATS)", samples["direct"]))
     print("  " + summary("floor: NATS round trip + the GET", samples["floor"]))
@@ -268,6 +292,7 @@ async def floor_comparison(stack: BenchStack, calls: int, rounds: int = 10) -> N
         print(f"  {label}: overhead ours - direct {overhead:6.2f} ms (goal <= {1 if q == 0.5 else 5} ms); the floor "
               f"explains {hop:5.2f} ms of it ({share:3.0f}%), the rest {overhead - hop:5.2f} ms is the gateway, "
               "the envelope, policy, audit and the worker's own work")
+    print_split(*split)
     print(f"  gateway CPU per call of ours: {gateway_cpu / len(samples['ours']) * 1000:.2f} ms (goal <= 0.5 ms)")
     print(f"  the simulator served {gets} GET /cluster/resources for {made} calls (no read coalesced: "
           f"{'yes' if gets == made else 'NO'})")
