@@ -150,3 +150,8 @@ def sim_node(info: SimInfo, node: str, *, online: bool, reachable: bool | None =
 def sim_storage_full(info: SimInfo, storage: str, *, full: bool) -> dict[str, Any]:
     """Make a storage full (backups to it fail) or give it its space back."""
     return _control(info, "POST", f"/_sim/storage/{storage}", {"full": full})
+
+
+def sim_requests(info: SimInfo) -> dict[str, int]:
+    """Authenticated API requests the simulator has served since start, by "METHOD /path"."""
+    return _control(info, "GET", "/_sim/requests")["requests"]

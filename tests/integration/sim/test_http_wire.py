@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.integration.sim.conftest import Api, ticket_api
-from tests.support.sim import SimInfo, clear_sim_faults, reset_sim, sim_faults
+from tests.support.sim import SimInfo, clear_sim_faults, reset_sim, sim_faults, sim_requests
 
 
 @dataclass
@@ -264,6 +264,17 @@ def test_reset_brings_back_the_seeded_state(admin: Api, pve_sim: SimInfo) -> Non
     after = sorted((g["vmid"], g["status"], g["name"]) for g in admin.get("/cluster/resources", type="vm"))
     assert after == before
     assert admin.get("/cluster/tasks") == []
+
+
+def test_the_requests_counter_counts_each_served_api_request_by_method_and_path(admin: Api,
+                                                                             pve_sim: SimInfo) -> None:
+    before = sim_requests(pve_sim)
+    for _ in range(3):
+        admin.get("/cluster/resources", type="vm")
+    admin.request("GET", "/nodes/nosuchnode/status")
+    after = sim_requests(pve_sim)
+    assert after.get("GET /cluster/resources", 0) - before.get("GET /cluster/resources", 0) == 3
+    assert after.get("GET /nodes/nosuchnode/status", 0) - before.get("GET /nodes/nosuchnode/status", 0) == 1
 
 
 def test_the_certificate_served_is_the_one_whose_fingerprint_was_printed(pve_sim: SimInfo) -> None:

@@ -5,11 +5,13 @@ simulator cannot easily produce (paging long task logs, one broken node among ma
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from proxmox_mcp_api_worker import operations
 from proxmox_mcp_api_worker.backend import Method, Params
 from proxmox_mcp_api_worker.operations import Budget, ClusterOperations
 from proxmox_mcp_contracts import tools as t
@@ -201,12 +203,51 @@ PVE1_STATUS = {"cpu": 0.2, "cpuinfo": {"cpus": 4}, "memory": {"used": 2, "total"
                "kversion": "Linux 6.8"}
 
 
-async def test_one_node_merges_the_list_entry_with_its_status() -> None:
-    ops, _ = _ops({("GET", "/nodes"): NODES, ("GET", "/nodes/pve1/status"): PVE1_STATUS})
+async def test_one_node_that_answers_costs_one_request_its_own_status() -> None:
+    ops, backend = _ops({("GET", "/nodes"): NODES, ("GET", "/nodes/pve1/status"): PVE1_STATUS})
     (node,) = (await ops.node_status(t.NodeStatusArgs(node="pve1"), _budget())).nodes
     assert (node.status, node.cpu, node.maxcpu, node.mem, node.maxmem, node.disk, node.maxdisk) == \
         ("online", 0.2, 4, 2, 10, 3, 30)
     assert node.loadavg == ["0.1", "0.2", "0.3"] and node.pveversion == "pve-manager/8.2.4"
+    assert [path for _, path, _, _ in backend.requests] == ["/nodes/pve1/status"]
+
+
+async def test_one_offline_node_keeps_the_list_data_and_is_named_unreachable() -> None:
+    no_route = ServiceFailure(ErrorCode.UNAVAILABLE, "Proxmox could not forward GET /nodes/pve3/status to the node "
+                              "(No route to host)", details={"status": 595})
+    ops, _ = _ops({("GET", "/nodes"): NODES, ("GET", "/nodes/pve3/status"): no_route})
+    result = await ops.node_status(t.NodeStatusArgs(node="pve3"), _budget())
+    assert [(n.node, n.status, n.mem) for n in result.nodes] == [("pve3", "offline", None)]
+    assert [(u.node, u.code) for u in result.unreachable] == [("pve3", "offline")]
+
+
+async def test_one_online_node_that_fails_fails_naming_it() -> None:
+    no_route = ServiceFailure(ErrorCode.UNAVAILABLE, "Proxmox could not forward GET /nodes/pve2/status to the node "
+                              "(No route to host)", details={"status": 595})
+    ops, _ = _ops({("GET", "/nodes"): NODES, ("GET", "/nodes/pve2/status"): no_route})
+    with pytest.raises(ServiceFailure) as caught:
+        await ops.node_status(t.NodeStatusArgs(node="pve2"), _budget())
+    assert caught.value.code is ErrorCode.UNAVAILABLE and "node pve2 is unreachable" in caught.value.info.message
+
+
+async def test_one_offline_node_whose_request_hangs_is_reported_after_the_grace_not_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(operations, "SLOW_NODE_GRACE", 0.05)
+
+    class Hanging(ScriptedBackend):
+        async def request(self, method: Method, path: str, params: Params | None = None, *, timeout: float) -> Any:
+            if path == "/nodes/pve3/status":
+                await asyncio.sleep(timeout)
+            return await super().request(method, path, params, timeout=timeout)
+
+    backend = Hanging({("GET", "/nodes"): NODES})
+    ops = ClusterOperations("lab", backend, ceiling=5.0)
+    began = time.monotonic()
+    result = await ops.node_status(t.NodeStatusArgs(node="pve3"), _budget())
+    assert time.monotonic() - began < 2
+    assert [(n.node, n.status) for n in result.nodes] == [("pve3", "offline")]
+    assert [u.node for u in result.unreachable] == ["pve3"]
 
 
 async def test_an_unknown_node_is_not_found_and_the_known_ones_are_named() -> None:

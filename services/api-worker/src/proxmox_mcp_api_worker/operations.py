@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -35,7 +36,15 @@ GUEST_LABEL = {"qemu": "VM", "lxc": "CT"}
 PROXY_FAILURES = frozenset({595, 596, 599})
 """pveproxy's answers when it cannot forward a request to the node the path names."""
 _NODE_PATH = re.compile(r"^/nodes/([^/]+)/")
+SLOW_NODE_GRACE = 0.5
+"""node_status of one node: how long its own status may take before /nodes is asked whether it is offline."""
 T = TypeVar("T")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Marks an abandoned request's failure as seen (asyncio logs unretrieved ones)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def naming_the_node(path: str, exc: ServiceFailure) -> ServiceFailure:
@@ -279,21 +288,38 @@ class ClusterOperations:
     async def node_status(self, args: t.NodeStatusArgs, budget: Budget) -> t.NodeStatusResult:
         """Every node (or one) as /nodes lists it, refined by each online node's own status. A node that is
         offline or does not answer keeps only what the list says about it and is named in `unreachable`."""
-        entries = await self.nodes(budget)
         if args.node is not None:
-            entries = [e for e in entries if e["node"] == args.node]
-            if not entries:
-                known = ", ".join(str(e["node"]) for e in await self.nodes(budget))
-                raise ServiceFailure(ErrorCode.NOT_FOUND, f"node {args.node} is not in cluster {self.cluster} "
-                                     f"(nodes: {known})")
+            return await self._one_node_status(args.node, budget)
+        entries = await self.nodes(budget)
         online, down = partial.split_online(entries)
-        if args.node is not None and online:  # one node the cluster sees: its own answer or a clear failure
-            return t.NodeStatusResult(nodes=[node_info(entries[0], await self._node_detail(args.node, budget))])
         details, failed = await self.per_node(online, lambda node: self._node_detail(node, budget))
-        if args.node is None:
-            partial.require_some(len(details), down + failed, self.cluster)
+        partial.require_some(len(details), down + failed, self.cluster)
         nodes = [node_info(e, details.get(str(e["node"]))) for e in entries]
         return t.NodeStatusResult(nodes=nodes, **partial.partial_fields(down + failed))
+
+    async def _one_node_status(self, node: str, budget: Budget) -> t.NodeStatusResult:
+        """One request when the node answers: its own status says all /nodes would (an answer means online).
+        When it fails (unknown node, offline, unreachable) or is slow, /nodes says which it is: an unknown node is
+        not found, naming the known ones; an offline node keeps what the list says and is named in `unreachable`
+        (without waiting for its own request to run out of time); an online one gets its own answer or failure."""
+        detail = asyncio.ensure_future(self._node_detail(node, budget))
+        detail.add_done_callback(_retrieve)
+        try:
+            done, _ = await asyncio.wait({detail}, timeout=SLOW_NODE_GRACE)
+            if done and detail.exception() is None and detail.result() is not None:
+                return t.NodeStatusResult(nodes=[node_info({"node": node, "status": "online"}, detail.result())])
+            listed = await self.nodes(budget)
+            entries = [e for e in listed if e["node"] == node]
+            if not entries:
+                known = ", ".join(str(e["node"]) for e in listed)
+                raise ServiceFailure(ErrorCode.NOT_FOUND, f"node {node} is not in cluster {self.cluster} "
+                                     f"(nodes: {known})")
+            online, down = partial.split_online(entries)
+            if not online:
+                return t.NodeStatusResult(nodes=[node_info(entries[0])], **partial.partial_fields(down))
+            return t.NodeStatusResult(nodes=[node_info(entries[0], await detail)])
+        finally:
+            detail.cancel()  # an offline node's request still under way is not waited for
 
     async def _node_detail(self, node: str, budget: Budget) -> Mapping[str, Any] | None:
         data = await self.call(budget, "GET", f"/nodes/{seg(node)}/status")

@@ -4,6 +4,8 @@ GET    /_sim/faults   -> {"rules": [...]}
 POST   /_sim/faults   {"rules": [{"path", "method", "latency_ms", "error_rate", "status", "message"}]}
                       replaces all rules (including those from --latency/--error-rate)
 DELETE /_sim/faults   removes all rules
+GET    /_sim/requests -> {"requests": {"GET /cluster/resources": 12, ...}}: authenticated API requests served since
+                      start, by method and path (benchmarks count upstream requests with it)
 POST   /_sim/reset    back to the seeded state (tasks cleared; secrets and fault rules kept)
 GET    /_sim/nodes    -> {"nodes": {"pve1": {"online": true, "reachable": true, "proxy_delay_ms": 0}, ...}}
 POST   /_sim/nodes/NODE  {"online": false, "proxy_delay_ms": 0}: take a node off the cluster (shown offline, its
@@ -55,6 +57,8 @@ async def handle_control(sim: Sim, method: str, path: str, headers: dict[str, st
                 return _reply(400, {"error": str(exc)}, "invalid fault rule")
             sim.faults.replace(rules)
             return _reply(200, {"rules": [rule.as_dict() for rule in rules]})
+    if path == "/_sim/requests" and method == "GET":
+        return _reply(200, {"requests": dict(sim.requests)})
     if path == "/_sim/nodes" and method == "GET":
         return _reply(200, {"nodes": _node_states(sim)})
     if path.startswith("/_sim/nodes/") and method in ("POST", "PUT"):

@@ -228,6 +228,7 @@ class HttpFace:
             params = _parameters(request)
         except ApiError as exc:
             return api_error_response(exc)
+        self.sim.requests[f"{request.method} {rel}"] += 1
         result = await dispatch(self.sim, caller, request.method, rel, params)
         if result.status == 200:
             payload: dict[str, Any] = {"data": result.data}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from proxmox_mcp_pve_sim.access import AccessControl
@@ -50,6 +51,8 @@ class Sim:
         self.tasks = TaskManager(options.task_duration)
         self.agent_processes: dict[int, dict[int, AgentProcess]] = {}
         self.next_agent_pid = 1000
+        self.requests: Counter[str] = Counter()
+        """API requests served since start, by "METHOD /path" (authenticated ones; GET /_sim/requests)."""
 
     @property
     def node_names(self) -> list[str]:
