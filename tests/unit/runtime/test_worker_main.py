@@ -27,3 +27,13 @@ def test_a_liveness_setting_that_cannot_work_is_refused_naming_the_variable(
     with pytest.raises(ValidationError) as caught:
         SshWorkerSettings()
     assert message in describe_settings_error(caught.value, SshWorkerSettings)
+
+
+@pytest.mark.parametrize("state, stale_after", [("local", 2.0), ("jetstream", 10.0)])
+def test_the_freeze_switch_goes_unknown_after_a_window_longer_than_a_leader_election_on_jetstream(
+    monkeypatch: pytest.MonkeyPatch, state: str, stale_after: float
+) -> None:
+    monkeypatch.setenv("PMCP_STATE", state)
+    assert SshWorkerSettings().control_timing().stale_after == stale_after
+    monkeypatch.setenv("PMCP_CONTROL_STALE_AFTER", "4")
+    assert SshWorkerSettings().control_timing().stale_after == 4.0

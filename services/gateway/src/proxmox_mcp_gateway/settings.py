@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from proxmox_mcp_contracts.envelope import Scope
-from proxmox_mcp_runtime.control import ControlTiming
+from proxmox_mcp_runtime.control import ControlTiming, stale_after_for
 from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,8 +108,10 @@ class GatewaySettings(BaseSettings):
                           "count against the cap")
     control_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between confirmations of the "
                                     "freeze switch (and, in local mode, between its broadcasts to the workers)")
-    control_stale_after: float = Field(default=2.0, gt=0, le=600, description="Seconds without a confirmation of "
-                                       "the freeze switch after which every call above read is refused")
+    control_stale_after: float | None = Field(
+        default=None, gt=0, le=600, description="Seconds without a confirmation of the freeze switch after which "
+        "every call above read is refused (default: 2, or 10 with PMCP_STATE=jetstream, longer than a leader "
+        "election)")
     control_timeout: float = Field(default=1.0, gt=0, le=60, description="Seconds one read of the freeze switch "
                                    "may take")
     drain_delay: float | None = Field(
@@ -163,7 +165,8 @@ class GatewaySettings(BaseSettings):
         return self
 
     def control_timing(self) -> ControlTiming:
-        return ControlTiming(interval=self.control_interval, stale_after=self.control_stale_after,
+        return ControlTiming(interval=self.control_interval,
+                             stale_after=stale_after_for(self.state, self.control_stale_after),
                              timeout=self.control_timeout)
 
     @model_validator(mode="after")

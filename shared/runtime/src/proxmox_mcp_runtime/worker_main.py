@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.command_policy import PROFILES_ENV, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
-from proxmox_mcp_runtime.control.guard import ControlTiming
+from proxmox_mcp_runtime.control.guard import ControlTiming, stale_after_for
 from proxmox_mcp_runtime.control.worker_gate import WorkerFreezeGate
 from proxmox_mcp_runtime.env_file import with_env_file
 from proxmox_mcp_runtime.event_loop import EventLoopError
@@ -61,10 +61,10 @@ class WorkerBaseSettings(BaseSettings):
     )
     state_replicas: int = Field(default=3, ge=1, le=5, validation_alias="PMCP_STATE_REPLICAS")
     control_interval: float = Field(default=0.5, gt=0, le=60, validation_alias="PMCP_CONTROL_INTERVAL")
-    control_stale_after: float = Field(
-        default=2.0, gt=0, le=600, validation_alias="PMCP_CONTROL_STALE_AFTER",
+    control_stale_after: float | None = Field(
+        default=None, gt=0, le=600, validation_alias="PMCP_CONTROL_STALE_AFTER",
         description="Seconds without a confirmation of the freeze switch after which everything above read is "
-        "refused",
+        "refused (default: 2, or 10 with PMCP_STATE=jetstream, longer than a leader election)",
     )
     control_timeout: float = Field(default=1.0, gt=0, le=60, validation_alias="PMCP_CONTROL_TIMEOUT")
 
@@ -74,7 +74,8 @@ class WorkerBaseSettings(BaseSettings):
         return self
 
     def control_timing(self) -> ControlTiming:
-        return ControlTiming(interval=self.control_interval, stale_after=self.control_stale_after,
+        return ControlTiming(interval=self.control_interval,
+                             stale_after=stale_after_for(self.state, self.control_stale_after),
                              timeout=self.control_timeout)
 
     def freeze_gate(self, kind: WorkerKind) -> WorkerFreezeGate:

@@ -10,6 +10,7 @@ from proxmox_mcp_runtime.control.guard import (
     Observation,
     above_read,
     freeze_refusal,
+    stale_after_for,
 )
 from proxmox_mcp_runtime.control.store import CONTROL_BUCKET, FreezeStoreError, change_freeze, read_freeze
 
@@ -25,4 +26,5 @@ __all__ = [
     "change_freeze",
     "freeze_refusal",
     "read_freeze",
+    "stale_after_for",
 ]

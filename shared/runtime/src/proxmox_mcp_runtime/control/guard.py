@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+LOCAL_STALE_AFTER = 2.0
+SHARED_STALE_AFTER = 10.0
+"""On JetStream a read of the switch waits for its bucket's stream leader, and electing a new one (its node died,
+or a partition healed) takes ~5 s: a shorter window would refuse calls above read at every election."""
+
+
+def stale_after_for(state: str, configured: float | None) -> float:
+    """PMCP_CONTROL_STALE_AFTER, or what suits where the switch lives (PMCP_STATE)."""
+    if configured is not None:
+        return configured
+    return SHARED_STALE_AFTER if state == "jetstream" else LOCAL_STALE_AFTER
+
+
 @dataclass(frozen=True)
 class ControlTiming:
     interval: float = 0.5
