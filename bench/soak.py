@@ -15,13 +15,14 @@ call with whether it fell in a fault's window and carries a clear code. Exit sta
 a fault's window with a clear code (reads retryable), 1 otherwise: the success ratio is reported, not judged.
 
 Usage: uv run python bench/soak.py [--minutes 30] [--fault-every 60] [--clients 4] [--legacy 1] [--seed N]
-                                   [--faults gateway-kill,nats-partition,...] [--json FILE]
+                                   [--faults gateway-kill,nats-partition,...] [--json FILE] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -46,6 +47,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="chooses the faults (default: from the clock)")
     parser.add_argument("--faults", default=",".join(MATRIX), help="kinds to choose from (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this directory and keep it (every process's log) instead of a temporary one")
     args = parser.parse_args()
     unknown = set(args.faults.split(",")) - set(MATRIX)
     if unknown:
@@ -73,7 +76,12 @@ async def main() -> int:
     rng = random.Random(seed)
     print(f"soak for {args.minutes:g} min, a fault every {args.fault_every:g} s (seed {seed}); starting the layout",
           flush=True)
-    with tempfile.TemporaryDirectory(prefix="pmcp-soak-") as workdir:
+    with contextlib.ExitStack() as cleanup:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = str(args.keep)
+        else:
+            workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pmcp-soak-"))
         # Blocking start and stop in a thread: they poll with their own event loops.
         layout = await asyncio.to_thread(start_ha_layout, Path(workdir))
         try:

@@ -24,8 +24,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nats.js.errors
 from nats.js import api
@@ -170,6 +171,8 @@ class JetStreamRates:
 
 
 BucketSource = Callable[[], Awaitable[KeyValueStore]]
+CLEANUP_RETRY = 0.5
+"""Seconds between two tries to free a slot the store did not answer for."""
 
 
 class KvSlots:
@@ -183,6 +186,7 @@ class KvSlots:
         self._held: dict[str, int] = {}
         """key -> the revision this gateway wrote last."""
         self._renewer: asyncio.Task[None] | None = None
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def hold(self, token_id: str, cap: int) -> AsyncGenerator[None]:
@@ -205,6 +209,9 @@ class KvSlots:
                         self._held[key] = await bucket.create(key, self.owner, ttl=self.ttl)
                     except KeyExistsError:
                         continue
+                    except KvUnavailableError:
+                        self._later(self._remove_if_created(key))  # the create may have been applied
+                        raise
                     self._start_renewing()
                     return key
             except KvUnavailableError:
@@ -221,7 +228,44 @@ class KvSlots:
         try:
             await (await self._bucket()).delete(key)
         except KvError:
-            log.warning("a concurrency slot could not be released; it expires with its TTL", extra={"slot": key})
+            self._later(self._delete_soon(key))
+
+    # A slot this gateway could not free (NATS cut off, a leader election) would count against the token until its
+    # TTL ran out, refusing the token's calls meanwhile: it is freed in the background once the store answers.
+    # Within half the TTL of the failure the key is still this gateway's: its last renewal was at most a third of
+    # the TTL earlier, so it has not expired and nobody else can hold it.
+
+    def _later(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _delete_soon(self, key: str) -> None:
+        deadline = time.monotonic() + self.ttl / 2
+        while time.monotonic() < deadline:
+            await asyncio.sleep(CLEANUP_RETRY)
+            try:
+                await (await self._bucket()).delete(key)
+                return
+            except KvError:
+                continue
+        log.warning("a concurrency slot could not be released; it expires with its TTL", extra={"slot": key})
+
+    async def _remove_if_created(self, key: str) -> None:
+        """A create whose answer was lost: if it was applied, the key holds this gateway's mark and no call of this
+        gateway holds it; then it is deleted (a key another gateway took meanwhile holds that gateway's mark)."""
+        deadline = time.monotonic() + self.ttl / 2
+        while time.monotonic() < deadline:
+            await asyncio.sleep(CLEANUP_RETRY)
+            try:
+                bucket = await self._bucket()
+                entry = await bucket.get(key)
+                if entry is None or entry.value != self.owner or key in self._held:
+                    return
+                await bucket.delete(key)
+                return
+            except KvError:
+                continue
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -247,10 +291,11 @@ class KvSlots:
                     self._held[key] = renewed
 
     async def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+        for task in [self._renewer, *self._cleanups]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 class SharedCallLimiter:
