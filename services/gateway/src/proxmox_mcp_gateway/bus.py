@@ -156,6 +156,9 @@ class WorkerBus:
             self._beats.pop(envelope.request_id, None)
             if not request.done():
                 request.cancel()
+                # A cancel that meets the request's own timeout ends it with TimeoutError (asyncio.wait_for in 3.11):
+                # taken here, or asyncio logs "Task exception was never retrieved" for a call already answered.
+                request.add_done_callback(_retrieved)
         return _decode_reply(msg)
 
     async def _await_with_liveness(
@@ -255,3 +258,7 @@ def _decode_reply(msg: Msg) -> dict[str, Any]:
     except ValueError:
         raise ServiceFailure(ErrorCode.INTERNAL, "a worker sent a reply the gateway cannot read") from None
 
+
+def _retrieved(future: asyncio.Future[Msg]) -> None:
+    if not future.cancelled():
+        future.exception()
