@@ -154,10 +154,15 @@ def print_stages(transport: str, handler: str, before: dict[str, Any], after: di
           "the server side (goal: gateway + NATS + worker <= 1 ms at p50)")
 
 
-def direct_samples(sim: Any, calls: int) -> list[float]:
+def direct_api(sim: SimInfo) -> Any:
+    """proxmoxer on the simulator, as the admin token, its certificate pinned: the direct call."""
     token = sim.admin_token
-    api = ProxmoxAPI(sim.host, port=sim.api_port, user=token["user"], token_name=token["token_id"],
-                     token_value=token["secret"], verify_ssl=sim.cert_file, service="PVE")
+    return ProxmoxAPI(sim.host, port=sim.api_port, user=token["user"], token_name=token["token_id"],
+                      token_value=token["secret"], verify_ssl=sim.cert_file, service="PVE")
+
+
+def direct_samples(sim: SimInfo, calls: int) -> list[float]:
+    api = direct_api(sim)
     api.cluster.resources.get(type="vm")
     samples = []
     for _ in range(calls):
@@ -249,9 +254,7 @@ async def floor_client(nats_url: str) -> AsyncIterator[Callable[[], Awaitable[No
 async def floor_comparison(stack: BenchStack, calls: int, rounds: int = 10) -> None:
     """Direct GET, the floor and ours (lean client) in interleaved rounds; what the floor explains of our overhead;
     the gateway's CPU per call of ours."""
-    token = stack.sim.admin_token
-    api = ProxmoxAPI(stack.sim.host, port=stack.sim.api_port, user=token["user"], token_name=token["token_id"],
-                     token_value=token["secret"], verify_ssl=stack.sim.cert_file, service="PVE")
+    api = direct_api(stack.sim)
 
     async def direct() -> None:
         api.cluster.resources.get(type="vm")

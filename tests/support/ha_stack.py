@@ -44,7 +44,7 @@ GATEWAY_ENV = {
 }
 # The workers read the freeze switch from JetStream, as the gateways keep it there (with PMCP_STATE=local they
 # would ask a gateway over NATS, and a gateway that is restarting or cut off could not answer).
-WORKER_ENV = {**FAST, **jetstream_env(3), "PMCP_STATE_TIMEOUT": GATEWAY_ENV["PMCP_STATE_TIMEOUT"]}
+WORKER_ENV = {**FAST, **jetstream_env(3)}
 _CALLS = re.compile(r"^proxmox_mcp_tool_calls_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 

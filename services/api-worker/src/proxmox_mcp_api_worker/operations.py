@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from proxmox_mcp_contracts import tools as t
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.json_values import is_array, is_object
+from proxmox_mcp_runtime.futures import retrieve_outcome
 
 from proxmox_mcp_api_worker import partial
 from proxmox_mcp_api_worker.backend import Method, Params, PveBackend, encode_params, normalize_api_path
@@ -39,12 +40,6 @@ _NODE_PATH = re.compile(r"^/nodes/([^/]+)/")
 SLOW_NODE_GRACE = 0.5
 """node_status of one node: how long its own status may take before /nodes is asked whether it is offline."""
 T = TypeVar("T")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Marks an abandoned request's failure as seen (asyncio logs unretrieved ones)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def naming_the_node(path: str, exc: ServiceFailure) -> ServiceFailure:
@@ -303,7 +298,7 @@ class ClusterOperations:
         not found, naming the known ones; an offline node keeps what the list says and is named in `unreachable`
         (without waiting for its own request to run out of time); an online one gets its own answer or failure."""
         detail = asyncio.ensure_future(self._node_detail(node, budget))
-        detail.add_done_callback(_retrieve)
+        detail.add_done_callback(retrieve_outcome)
         try:
             done, _ = await asyncio.wait({detail}, timeout=SLOW_NODE_GRACE)
             if done and detail.exception() is None and detail.result() is not None:

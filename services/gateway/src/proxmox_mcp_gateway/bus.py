@@ -30,6 +30,7 @@ from proxmox_mcp_contracts.subjects import (
 )
 from proxmox_mcp_contracts.trace import TRACEPARENT
 from proxmox_mcp_runtime.discovery import gather_timed
+from proxmox_mcp_runtime.futures import retrieve_outcome
 from proxmox_mcp_runtime.nats_typed import subscribe
 from proxmox_mcp_runtime.worker import connect_nats
 
@@ -158,7 +159,7 @@ class WorkerBus:
                 request.cancel()
                 # A cancel that meets the request's own timeout ends it with TimeoutError (asyncio.wait_for in 3.11):
                 # taken here, or asyncio logs "Task exception was never retrieved" for a call already answered.
-                request.add_done_callback(_retrieved)
+                request.add_done_callback(retrieve_outcome)
         return _decode_reply(msg)
 
     async def _await_with_liveness(
@@ -258,7 +259,3 @@ def _decode_reply(msg: Msg) -> dict[str, Any]:
     except ValueError:
         raise ServiceFailure(ErrorCode.INTERNAL, "a worker sent a reply the gateway cannot read") from None
 
-
-def _retrieved(future: asyncio.Future[Msg]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -24,9 +24,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import nats.js.errors
 from nats.js import api
@@ -210,7 +209,7 @@ class KvSlots:
                     except KeyExistsError:
                         continue
                     except KvUnavailableError:
-                        self._later(self._remove_if_created(key))  # the create may have been applied
+                        self._free_later(key, only_if_ours=True)  # the create may have been applied
                         raise
                     self._start_renewing()
                     return key
@@ -228,44 +227,36 @@ class KvSlots:
         try:
             await (await self._bucket()).delete(key)
         except KvError:
-            self._later(self._delete_soon(key))
+            self._free_later(key)
 
     # A slot this gateway could not free (NATS cut off, a leader election) would count against the token until its
     # TTL ran out, refusing the token's calls meanwhile: it is freed in the background once the store answers.
     # Within half the TTL of the failure the key is still this gateway's: its last renewal was at most a third of
     # the TTL earlier, so it has not expired and nobody else can hold it.
 
-    def _later(self, cleanup: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(cleanup)
+    def _free_later(self, key: str, *, only_if_ours: bool = False) -> None:
+        task = asyncio.create_task(self._free_soon(key, only_if_ours))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _delete_soon(self, key: str) -> None:
-        deadline = time.monotonic() + self.ttl / 2
-        while time.monotonic() < deadline:
-            await asyncio.sleep(CLEANUP_RETRY)
-            try:
-                await (await self._bucket()).delete(key)
-                return
-            except KvError:
-                continue
-        log.warning("a concurrency slot could not be released; it expires with its TTL", extra={"slot": key})
-
-    async def _remove_if_created(self, key: str) -> None:
-        """A create whose answer was lost: if it was applied, the key holds this gateway's mark and no call of this
-        gateway holds it; then it is deleted (a key another gateway took meanwhile holds that gateway's mark)."""
+    async def _free_soon(self, key: str, only_if_ours: bool) -> None:
+        """Delete the slot once the store answers. only_if_ours: a create whose answer was lost; it was applied if
+        the key holds this gateway's mark and no call of this gateway holds it (a key another gateway took
+        meanwhile holds that gateway's mark)."""
         deadline = time.monotonic() + self.ttl / 2
         while time.monotonic() < deadline:
             await asyncio.sleep(CLEANUP_RETRY)
             try:
                 bucket = await self._bucket()
-                entry = await bucket.get(key)
-                if entry is None or entry.value != self.owner or key in self._held:
-                    return
+                if only_if_ours:
+                    entry = await bucket.get(key)
+                    if entry is None or entry.value != self.owner or key in self._held:
+                        return
                 await bucket.delete(key)
                 return
             except KvError:
                 continue
+        log.warning("a concurrency slot could not be freed; it expires with its TTL", extra={"slot": key})
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import paramiko
 from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_contracts.settings import HostConfig, SshSettings
 
+from proxmox_mcp_runtime.futures import retrieve_outcome
 from proxmox_mcp_runtime.ssh.command import (
     ChannelOpenFailed,
     CommandOutput,
@@ -368,7 +369,7 @@ class SshPool:
         except asyncio.CancelledError:
             if cancel is not None:
                 cancel.set()
-            future.add_done_callback(_swallow)
+            future.add_done_callback(retrieve_outcome)
             raise
 
     def _count_command(self, host: HostConfig, output: CommandOutput) -> None:
@@ -388,8 +389,3 @@ class SshPool:
             with contextlib.suppress(Exception):
                 self.on_event(event)
 
-
-def _swallow(future: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned thread's outcome so asyncio does not log 'exception never retrieved'."""
-    if not future.cancelled():
-        future.exception()
