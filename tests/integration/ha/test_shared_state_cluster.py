@@ -40,7 +40,7 @@ from tests.support.shared_state import (
     token_store,
     wait_accepted,
 )
-from tests.support.sim import SimInfo, sim_faults, start_sim
+from tests.support.sim import SimInfo, sim_faults, sim_requests, start_sim
 
 RATED_TOOL = "node_status"
 RATE = 5
@@ -179,8 +179,14 @@ async def test_the_slots_of_a_gateway_killed_during_its_calls_expire_and_other_g
     sim_faults(ha.sim, [{"path": "/status/current$", "latency_ms": 60000}])
     pool = concurrent.futures.ThreadPoolExecutor(CAP)
     try:
+        before = _status_reads(ha.sim)
         held = [pool.submit(rest_call, victim.base_url, token, "vm_status", args, timeout=90) for _ in range(CAP)]
         deadline = time.monotonic() + 20
+        # Probe only once both calls reached Proxmox: a probe racing them would take a slot one of them needs.
+        while _status_reads(ha.sim) < before + CAP:
+            done = [f.result().body for f in held if f.done()]
+            assert time.monotonic() < deadline and not done, f"the victim's calls never reached Proxmox: {done}"
+            time.sleep(0.05)
         while _limit(rest_call(ha.a.base_url, token, "list_vms")) != "concurrency":  # every slot taken
             done = [f.result().body for f in held if f.done()]
             assert time.monotonic() < deadline, f"the victim's calls never held the slots: {done}"
@@ -197,6 +203,10 @@ async def test_the_slots_of_a_gateway_killed_during_its_calls_expire_and_other_g
         sim_faults(ha.sim, [])
         pool.shutdown(wait=True, cancel_futures=True)
     print(f"slots of a gateway killed with kill -9 free again after {freed:.1f} s (PMCP_SLOT_TTL={SLOT_TTL})")
+
+
+def _status_reads(sim: SimInfo) -> int:
+    return sum(n for request, n in sim_requests(sim).items() if request.endswith("/status/current"))
 
 
 def _limit(reply: Reply) -> str | None:
