@@ -21,16 +21,9 @@ from proxmox_mcp_gateway.principal import Principal
 from proxmox_mcp_runtime.redact import Redactor
 from pydantic import BaseModel
 
+from tests.support.clock import ManualClock
 from tests.support.procs import wait_until_async
 from tests.unit.gateway.fakes import UPID, FakeBus
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def caller(scope: Scope, profile: str = "readonly", tools: set[str] | None = None) -> Principal:
@@ -171,7 +164,7 @@ async def test_proxmox_api_sends_the_canonical_path_it_checked(tmp_path: Path) -
 
 
 async def test_a_burst_past_the_token_rate_is_refused_with_retry_after_and_recovers(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = CallLimiter(per_token=RateSpec.parse("2/1s"), clock=clock)
     executor, bus, audit = make(tmp_path, limiter=limiter)
     who = caller(Scope.READ)
@@ -188,7 +181,7 @@ async def test_a_burst_past_the_token_rate_is_refused_with_retry_after_and_recov
 
 
 async def test_the_per_tool_rate_limits_one_tool_only(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = CallLimiter(per_token=None, per_tool={"vm_status": RateSpec.parse("1/10s")}, clock=clock)
     executor, _, _ = make(tmp_path, limiter=limiter)
     who = caller(Scope.READ)
@@ -276,7 +269,7 @@ async def test_audit_records_carry_request_id_duration_and_upid(tmp_path: Path) 
 
 async def test_the_observer_sees_every_call_with_its_code_and_which_limit_refused_it(tmp_path: Path) -> None:
     seen: list[tuple[str, str, dict[str, Any]]] = []
-    clock = Clock()
+    clock = ManualClock()
     limiter = CallLimiter(per_token=None, per_tool={"list_vms": RateSpec.parse("1/m")}, clock=clock)
     executor, _, _ = make(tmp_path, limiter=limiter,
                           observer=lambda tool, code, seconds, details: seen.append((tool, code, details)))

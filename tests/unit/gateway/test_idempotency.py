@@ -14,15 +14,9 @@ from proxmox_mcp_gateway.idempotency import Claim, IdempotencyLedger, KeyRecord,
 from proxmox_mcp_runtime.kv import BucketSpec, KeyValueStore
 from proxmox_mcp_runtime.kv.local import LocalState
 
+from tests.support.clock import ManualClock
+
 OPERATION = {"vmid": 100, "action": "stop"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -32,11 +26,11 @@ async def state(tmp_path: Path) -> AsyncIterator[LocalState]:
     await backend.close()
 
 
-def ledger(state: LocalState, clock: Clock | None = None, wait: float = 5.0) -> IdempotencyLedger:
+def ledger(state: LocalState, clock: ManualClock | None = None, wait: float = 5.0) -> IdempotencyLedger:
     async def open_bucket(spec: BucketSpec) -> KeyValueStore:
         return await state.bucket(spec)
 
-    return IdempotencyLedger(open_bucket, retention=60, wait=wait, poll_interval=0.01, clock=clock or Clock())
+    return IdempotencyLedger(open_bucket, retention=60, wait=wait, poll_interval=0.01, clock=clock or ManualClock())
 
 
 async def claim(book: IdempotencyLedger, principal: str = "tok", key: str = "k1",
@@ -84,7 +78,7 @@ async def test_another_operation_under_the_key_is_a_conflict_but_another_princip
 
 
 async def test_expired_and_released_keys_are_free_again(state: LocalState) -> None:
-    clock = Clock()
+    clock = ManualClock()
     book = ledger(state, clock)
     first = await claim(book)
     assert isinstance(first, Claim)

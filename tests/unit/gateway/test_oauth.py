@@ -27,17 +27,11 @@ from proxmox_mcp_gateway.oauth.validator import AccessTokenValidator, Refusal, T
 from proxmox_mcp_gateway.settings import GatewaySettings
 from pydantic import ValidationError
 
+from tests.support.clock import ManualClock
+
 ISSUER = "https://idp.example.test/realms/ops"
 RESOURCE = "https://mcp.example.test/mcp"
 JWKS_URL = ISSUER + "/protocol/openid-connect/certs"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Provider:
@@ -79,10 +73,10 @@ def config(**changes: Any) -> OAuthConfig:
     return OAuthConfig(**{**base.__dict__, **changes})
 
 
-def validator(provider: Provider, clock: Clock | None = None, **changes: Any) -> AccessTokenValidator:
+def validator(provider: Provider, clock: ManualClock | None = None, **changes: Any) -> AccessTokenValidator:
     cfg = config(**changes)
     keys = KeySource(ISSUER, provider.fetch, jwks_url=cfg.jwks_url, min_refresh_seconds=30, cache_seconds=3600,
-                     clock=clock or Clock())
+                     clock=clock or ManualClock())
     return AccessTokenValidator(cfg, keys)
 
 
@@ -284,7 +278,7 @@ async def test_keys_come_through_discovery_once_and_are_reused() -> None:
 
 
 async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> None:
-    provider, clock = Provider(), Clock()
+    provider, clock = Provider(), ManualClock()
     check = validator(provider, clock)
     await check.principal(provider.sign())
     rotated = ec.generate_private_key(ec.SECP256R1())
@@ -302,7 +296,7 @@ async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> 
 
 
 async def test_stale_keys_are_kept_while_the_provider_is_down_and_a_first_fetch_failure_is_unavailable() -> None:
-    provider, clock = Provider(), Clock()
+    provider, clock = Provider(), ManualClock()
     check = validator(provider, clock)
     await check.principal(provider.sign())
     provider.down = True

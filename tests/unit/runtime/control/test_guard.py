@@ -13,18 +13,12 @@ from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_runtime.control import ControlTiming, FreezeGuard, FreezeStatus, Observation, freeze_refusal
 from proxmox_mcp_runtime.control.guard import ProblemCallback, StateCallback, Stoppable
 
+from tests.support.clock import ManualClock
+
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 THAWED = FreezeState()
 FROZEN = THAWED.with_change(frozen=True, by="pmcp-admin1", at=AT, reason="incident 12", via="rest")
 TIMING = ControlTiming(interval=0.5, stale_after=2.0, timeout=0.2)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeSource:
@@ -87,7 +81,7 @@ def test_timings_that_could_never_confirm_the_state_are_refused(interval: float,
 
 
 async def test_a_state_goes_unknown_when_not_confirmed_within_stale_after() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = FreezeGuard(FakeSource(Observation(THAWED, 1)), TIMING, clock=clock)
     assert not guard.status().known
     assert guard.observe(Observation(THAWED, 1))
@@ -98,7 +92,7 @@ async def test_a_state_goes_unknown_when_not_confirmed_within_stale_after() -> N
 
 
 async def test_a_check_reads_the_source_again_before_refusing_a_stale_state() -> None:
-    clock = Clock()
+    clock = ManualClock()
     source = FakeSource(Observation(THAWED, 1))
     guard = FreezeGuard(source, TIMING, clock=clock)
     guard.observe(Observation(THAWED, 1))
@@ -108,7 +102,7 @@ async def test_a_check_reads_the_source_again_before_refusing_a_stale_state() ->
 
 
 async def test_a_source_that_cannot_answer_makes_every_call_above_read_fail_closed_naming_why() -> None:
-    clock = Clock()
+    clock = ManualClock()
     source = FakeSource(Observation(THAWED, 1))
     source.failure = TimeoutError()
     guard = FreezeGuard(source, TIMING, clock=clock)
@@ -143,7 +137,7 @@ async def test_calls_waiting_at_once_share_one_read() -> None:
 
 
 async def test_an_older_state_never_replaces_a_newer_one() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = FreezeGuard(FakeSource(Observation(THAWED, 1)), TIMING, clock=clock)
     assert guard.observe(Observation(FROZEN, 5))
     clock.now += 0.1
@@ -153,7 +147,7 @@ async def test_an_older_state_never_replaces_a_newer_one() -> None:
 
 
 async def test_a_read_sent_after_the_held_state_that_finds_an_older_revision_means_the_store_was_reset() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = FreezeGuard(FakeSource(Observation(THAWED, 1)), TIMING, clock=clock)
     guard.observe(Observation(THAWED, 9))
     clock.now += 1
@@ -162,7 +156,7 @@ async def test_a_read_sent_after_the_held_state_that_finds_an_older_revision_mea
 
 
 async def test_a_relayed_state_is_as_old_as_its_senders_confirmation() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = FreezeGuard(FakeSource(Observation(THAWED, 1)), TIMING, clock=clock)
     guard.observe(Observation(THAWED, 2, age=1.5))
     clock.now += 0.6
