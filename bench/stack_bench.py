@@ -312,19 +312,32 @@ async def sequential_samples(open_client: ClientFactory, calls: int) -> list[flo
     return samples[5:]
 
 
+@dataclass
+class Throughput:
+    per_second: float
+    cpu_ms: dict[str, float]
+    """CPU per timed call of each measured process."""
+    made: int
+    """Every call made, warm-up calls included."""
+
+
 async def throughput(open_client: ClientFactory, concurrency: int, calls: int,
-                     cpu_of: dict[str, int] | None = None) -> tuple[float, dict[str, float]]:
+                     cpu_of: dict[str, int] | None = None) -> Throughput:
     """Steady-state calls/s: every client opens its session (and makes one warm-up call) before the clock starts."""
     ready = asyncio.Barrier(concurrency + 1)
     go = asyncio.Event()
+    made = 0
 
     async def one_client(share: int) -> None:
+        nonlocal made
         async with open_client() as call:
             await call()
+            made += 1
             await ready.wait()
             await go.wait()
             for _ in range(share):
                 await call()
+                made += 1
 
     clients = [asyncio.create_task(one_client(calls // concurrency)) for _ in range(concurrency)]
     await ready.wait()
@@ -335,7 +348,7 @@ async def throughput(open_client: ClientFactory, concurrency: int, calls: int,
     elapsed = time.perf_counter() - started
     done = (calls // concurrency) * concurrency
     cpu_ms = {name: (cpu_seconds(pid) - cpu_before[name]) / done * 1000 for name, pid in (cpu_of or {}).items()}
-    return done / elapsed, cpu_ms
+    return Throughput(done / elapsed, cpu_ms, made)
 
 
 @dataclass
@@ -419,12 +432,12 @@ async def main() -> None:
                     "simulator": sim.proc.pid, "nats-server": nats_server.proc.pid, "bench (the client)": os.getpid()}
         for label, factory in (("official MCP client", official_client(gateway.url, gateway.token)),
                                ("lean MCP client", lean(gateway.url, gateway.token))):
-            seq, _ = await throughput(factory, 1, args.calls)
-            conc, cpu_ms = await throughput(factory, 32, max(args.calls, 320) * 3, measured)
-            print(f"list_vms through /mcp, {label}: sequential {seq:7.1f} calls/s, 32 concurrent {conc:7.1f} "
-                  "calls/s   (goal >= 1,000 with the lean client)")
+            seq = await throughput(factory, 1, args.calls)
+            conc = await throughput(factory, 32, max(args.calls, 320) * 3, measured)
+            print(f"list_vms through /mcp, {label}: sequential {seq.per_second:7.1f} calls/s, 32 concurrent "
+                  f"{conc.per_second:7.1f} calls/s   (goal >= 1,000 with the lean client)")
             print("  CPU per call in the 32-concurrent run (2 cores shared by all of these): "
-                  + ", ".join(f"{name} {used:.2f} ms" for name, used in cpu_ms.items()))
+                  + ", ".join(f"{name} {used:.2f} ms" for name, used in conc.cpu_ms.items()))
         floor = start_floor(stack)
         try:
             await floor_comparison(stack, args.calls)
@@ -433,14 +446,12 @@ async def main() -> None:
             sides: list[tuple[str, ClientFactory]] = [("ours, lean MCP client", lean(gateway.url, gateway.token)),
                                                       ("the floor (NATS + GET)", lambda: floor_client(nats_server.url))]
             for label, factory in sides * 2:
-                concurrency, total = 32, max(args.calls, 320) * 3
                 gets_before = upstream_gets(sim)
-                conc, cpu_ms = await throughput(factory, concurrency, total, measured)
+                conc = await throughput(factory, 32, max(args.calls, 320) * 3, measured)
                 gets = upstream_gets(sim) - gets_before
-                made = (total // concurrency + 1) * concurrency
-                print(f"32 concurrent, {label}: {conc:7.1f} calls/s; the simulator served {gets} GETs for {made} "
-                      f"calls ({'none' if gets == made else 'SOME'} coalesced)")
-                print("  CPU per call: " + ", ".join(f"{name} {used:.2f} ms" for name, used in cpu_ms.items()))
+                print(f"32 concurrent, {label}: {conc.per_second:7.1f} calls/s; the simulator served {gets} GETs for "
+                      f"{conc.made} calls ({'none' if gets == conc.made else 'SOME'} coalesced)")
+                print("  CPU per call: " + ", ".join(f"{name} {used:.2f} ms" for name, used in conc.cpu_ms.items()))
         finally:
             floor.stop()
         for name, proc in [("gateway", gateway.proc), *workers.items()]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from proxmox_mcp_contracts.envelope import Scope
-from proxmox_mcp_runtime.control import ControlTiming, stale_after_for
+from proxmox_mcp_runtime.control import ControlTiming
 from proxmox_mcp_runtime.networks import parse_networks
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -165,9 +165,8 @@ class GatewaySettings(BaseSettings):
         return self
 
     def control_timing(self) -> ControlTiming:
-        return ControlTiming(interval=self.control_interval,
-                             stale_after=stale_after_for(self.state, self.control_stale_after),
-                             timeout=self.control_timeout)
+        return ControlTiming.configured(self.state, interval=self.control_interval,
+                                        stale_after=self.control_stale_after, timeout=self.control_timeout)
 
     @model_validator(mode="after")
     def _oauth_complete(self) -> GatewaySettings:

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from proxmox_mcp_runtime import event_loop
 from proxmox_mcp_runtime.command_policy import PROFILES_ENV, ProfileSpec, load_configured_profiles
 from proxmox_mcp_runtime.config import CONFIG_ENV, ConfigError, load_proxmox_config
-from proxmox_mcp_runtime.control.guard import ControlTiming, stale_after_for
+from proxmox_mcp_runtime.control.guard import ControlTiming
 from proxmox_mcp_runtime.control.worker_gate import WorkerFreezeGate
 from proxmox_mcp_runtime.env_file import with_env_file
 from proxmox_mcp_runtime.event_loop import EventLoopError
@@ -74,9 +74,8 @@ class WorkerBaseSettings(BaseSettings):
         return self
 
     def control_timing(self) -> ControlTiming:
-        return ControlTiming(interval=self.control_interval,
-                             stale_after=stale_after_for(self.state, self.control_stale_after),
-                             timeout=self.control_timeout)
+        return ControlTiming.configured(self.state, interval=self.control_interval,
+                                        stale_after=self.control_stale_after, timeout=self.control_timeout)
 
     def freeze_gate(self, kind: WorkerKind) -> WorkerFreezeGate:
         """The freeze switch as this worker follows it (started with the worker's NATS connection)."""

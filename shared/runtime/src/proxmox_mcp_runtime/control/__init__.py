@@ -10,7 +10,6 @@ from proxmox_mcp_runtime.control.guard import (
     Observation,
     above_read,
     freeze_refusal,
-    stale_after_for,
 )
 from proxmox_mcp_runtime.control.store import CONTROL_BUCKET, FreezeStoreError, change_freeze, read_freeze
 
@@ -26,5 +25,4 @@ __all__ = [
     "change_freeze",
     "freeze_refusal",
     "read_freeze",
-    "stale_after_for",
 ]

@@ -32,21 +32,22 @@ SHARED_STALE_AFTER = 10.0
 or a partition healed) takes ~5 s: a shorter window would refuse calls above read at every election."""
 
 
-def stale_after_for(state: str, configured: float | None) -> float:
-    """PMCP_CONTROL_STALE_AFTER, or what suits where the switch lives (PMCP_STATE)."""
-    if configured is not None:
-        return configured
-    return SHARED_STALE_AFTER if state == "jetstream" else LOCAL_STALE_AFTER
-
-
 @dataclass(frozen=True)
 class ControlTiming:
     interval: float = 0.5
     """Seconds between confirmations of the state (a read, when no broadcast or change confirmed it)."""
-    stale_after: float = 2.0
+    stale_after: float = LOCAL_STALE_AFTER
     """A state not confirmed for this long is unknown: everything above read is refused."""
     timeout: float = 1.0
     """Seconds one read of the state may take."""
+
+    @classmethod
+    def configured(cls, state: str, *, interval: float, stale_after: float | None, timeout: float) -> ControlTiming:
+        """From the PMCP_CONTROL_* settings of a gateway or worker; without PMCP_CONTROL_STALE_AFTER, the window
+        that suits where the switch lives (PMCP_STATE)."""
+        if stale_after is None:
+            stale_after = SHARED_STALE_AFTER if state == "jetstream" else LOCAL_STALE_AFTER
+        return cls(interval=interval, stale_after=stale_after, timeout=timeout)
 
     def __post_init__(self) -> None:
         if not (self.interval > 0 and self.timeout > 0):
