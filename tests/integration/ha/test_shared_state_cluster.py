@@ -25,7 +25,7 @@ from proxmox_mcp_runtime.kv import KvError
 from tests.integration.gateway.conftest import FAST, sim_dict
 from tests.support.mcp_client import SimClient
 from tests.support.nats_cluster import NatsCluster, NatsNode, start_nats_cluster
-from tests.support.procs import Proc
+from tests.support.procs import Proc, wait_until
 from tests.support.services import GatewayProc, start_gateway, start_worker, wait_ready, write_private
 from tests.support.shared_state import (
     Load,
@@ -181,16 +181,18 @@ async def test_the_slots_of_a_gateway_killed_during_its_calls_expire_and_other_g
     try:
         before = _status_reads(ha.sim)
         held = [pool.submit(rest_call, victim.base_url, token, "vm_status", args, timeout=90) for _ in range(CAP)]
-        deadline = time.monotonic() + 20
+
+        def victim_calls_pending() -> bool:
+            ended = [f.result().body for f in held if f.done()]
+            assert not ended, f"the victim's calls ended instead of holding their slots: {ended}"
+            return True
+
         # Probe only once both calls reached Proxmox: a probe racing them would take a slot one of them needs.
-        while _status_reads(ha.sim) < before + CAP:
-            done = [f.result().body for f in held if f.done()]
-            assert time.monotonic() < deadline and not done, f"the victim's calls never reached Proxmox: {done}"
-            time.sleep(0.05)
-        while _limit(rest_call(ha.a.base_url, token, "list_vms")) != "concurrency":  # every slot taken
-            done = [f.result().body for f in held if f.done()]
-            assert time.monotonic() < deadline, f"the victim's calls never held the slots: {done}"
-            time.sleep(0.1)
+        wait_until(lambda: victim_calls_pending() and _status_reads(ha.sim) >= before + CAP, timeout=20,
+                   what="the victim's calls to reach Proxmox", interval=0.05)
+        wait_until(lambda: victim_calls_pending()
+                   and _limit(rest_call(ha.a.base_url, token, "list_vms")) == "concurrency",
+                   timeout=20, what="every slot of the token to be taken by the victim's calls", interval=0.1)
         victim.proc.kill()
         killed = time.monotonic()
         sim_faults(ha.sim, [])
