@@ -4,12 +4,8 @@ theirs recorded, in order), one audit claim per change across gateways, the buck
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import nats
 import pytest
 from proxmox_mcp_contracts.control import FREEZE_KEY, RECENT_CHANGES
 from proxmox_mcp_contracts.envelope import Scope
@@ -17,30 +13,7 @@ from proxmox_mcp_contracts.errors import ErrorCode, ServiceFailure
 from proxmox_mcp_runtime.control import ControlTiming, FreezeGuard, change_freeze, read_freeze
 from proxmox_mcp_runtime.control.sources import BucketFreezeSource
 from proxmox_mcp_runtime.control.store import claim_unaudited
-from proxmox_mcp_runtime.kv import BucketSpec, KeyValueStore
-from proxmox_mcp_runtime.kv.jetstream import JetStreamState
-from proxmox_mcp_runtime.kv.local import LocalState
-
-from tests.support.nats import NatsServer
-
-_counter = iter(range(1_000_000))
-
-
-@pytest.fixture(params=["local", "jetstream"])
-async def bucket(
-    request: pytest.FixtureRequest, tmp_path: Path, nats_server: NatsServer
-) -> AsyncIterator[KeyValueStore]:
-    spec = BucketSpec(name=f"control_{next(_counter)}_{int(time.time() * 1000) % 100000}")
-    if request.param == "local":
-        state = LocalState(tmp_path / "state.db", poll_interval=0.05)
-        yield await state.bucket(spec)
-        await state.close()
-    else:
-        nc = await nats.connect(nats_server.url)
-        try:
-            yield await JetStreamState(nc).bucket(spec)
-        finally:
-            await nc.close()
+from proxmox_mcp_runtime.kv import KeyValueStore
 
 
 async def test_a_bucket_never_frozen_reads_as_thawed(bucket: KeyValueStore) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -13,108 +12,89 @@ from proxmox_mcp_runtime.kv import BucketSpec, KeyExistsError, KeyValueStore, Kv
 from proxmox_mcp_runtime.kv.jetstream import JetStreamState
 from proxmox_mcp_runtime.kv.local import LocalState
 
-from tests.support.nats import NatsServer, start_nats
+from tests.support.nats import start_nats
 from tests.support.nats_cluster import nats_cluster
 from tests.support.procs import wait_until_async
 
-_counter = iter(range(1_000_000))
 
-
-@pytest.fixture(params=["local", "jetstream"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, nats_server: NatsServer
-) -> AsyncIterator[KeyValueStore]:
-    spec = BucketSpec(name=f"test_{next(_counter)}_{int(time.time() * 1000) % 100000}")
-    if request.param == "local":
-        state = LocalState(tmp_path / "state.db", poll_interval=0.05)
-        yield await state.bucket(spec)
-        await state.close()
-    else:
-        nc = await nats.connect(nats_server.url)
-        try:
-            yield await JetStreamState(nc).bucket(spec)
-        finally:
-            await nc.close()
-
-
-async def test_create_refuses_a_key_that_exists_and_exactly_one_of_two_racers_wins(store: KeyValueStore) -> None:
-    await store.create("a", b"1")
+async def test_create_refuses_a_key_that_exists_and_exactly_one_of_two_racers_wins(bucket: KeyValueStore) -> None:
+    await bucket.create("a", b"1")
     with pytest.raises(KeyExistsError):
-        await store.create("a", b"2")
-    outcomes = await asyncio.gather(store.create("race", b"x"), store.create("race", b"y"), return_exceptions=True)
+        await bucket.create("a", b"2")
+    outcomes = await asyncio.gather(bucket.create("race", b"x"), bucket.create("race", b"y"), return_exceptions=True)
     assert sorted(type(o).__name__ for o in outcomes) == ["KeyExistsError", "int"]
-    entry = await store.get("a")
+    entry = await bucket.get("a")
     assert entry is not None and entry.value == b"1"
 
 
-async def test_update_needs_the_latest_revision(store: KeyValueStore) -> None:
-    first = await store.create("k", b"v1")
-    second = await store.update("k", b"v2", revision=first)
+async def test_update_needs_the_latest_revision(bucket: KeyValueStore) -> None:
+    first = await bucket.create("k", b"v1")
+    second = await bucket.update("k", b"v2", revision=first)
     assert second > first
     with pytest.raises(KeyExistsError):
-        await store.update("k", b"v3", revision=first)
-    entry = await store.get("k")
+        await bucket.update("k", b"v3", revision=first)
+    entry = await bucket.get("k")
     assert entry == KvEntry("k", b"v2", second)
 
 
-async def test_a_deleted_key_is_gone_and_can_be_created_again(store: KeyValueStore) -> None:
-    await store.put("gone", b"1")
-    await store.put("stays", b"2")
-    await store.delete("gone")
-    assert await store.get("gone") is None
-    assert await store.keys() == ["stays"]
-    await store.create("gone", b"3")
-    entry = await store.get("gone")
+async def test_a_deleted_key_is_gone_and_can_be_created_again(bucket: KeyValueStore) -> None:
+    await bucket.put("gone", b"1")
+    await bucket.put("stays", b"2")
+    await bucket.delete("gone")
+    assert await bucket.get("gone") is None
+    assert await bucket.keys() == ["stays"]
+    await bucket.create("gone", b"3")
+    entry = await bucket.get("gone")
     assert entry is not None and entry.value == b"3"
 
 
-async def test_an_entry_with_a_ttl_disappears_after_it(store: KeyValueStore) -> None:
-    await store.create("short", b"1", ttl=1.0)
-    await store.create("long", b"2")
-    assert await store.get("short") is not None
+async def test_an_entry_with_a_ttl_disappears_after_it(bucket: KeyValueStore) -> None:
+    await bucket.create("short", b"1", ttl=1.0)
+    await bucket.create("long", b"2")
+    assert await bucket.get("short") is not None
     deadline = time.monotonic() + 10
-    while await store.get("short") is not None:
+    while await bucket.get("short") is not None:
         assert time.monotonic() < deadline, "the entry outlived its ttl by far"
         await asyncio.sleep(0.1)
-    await store.create("short", b"again")
-    assert await store.get("long") is not None
+    await bucket.create("short", b"again")
+    assert await bucket.get("long") is not None
 
 
 async def test_an_update_with_a_ttl_renews_the_entrys_lifetime_and_it_ends_when_renewals_stop(
-    store: KeyValueStore,
+    bucket: KeyValueStore,
 ) -> None:
-    revision = await store.create("slot", b"held", ttl=2)
+    revision = await bucket.create("slot", b"held", ttl=2)
     born = time.monotonic()
     while time.monotonic() - born < 3.5:  # past the first ttl, renewed every half second
         await asyncio.sleep(0.5)
-        revision = await store.update("slot", b"held", revision=revision, ttl=2)
-    entry = await store.get("slot")
+        revision = await bucket.update("slot", b"held", revision=revision, ttl=2)
+    entry = await bucket.get("slot")
     assert entry is not None and entry.revision == revision
     renewed = time.monotonic()
-    while await store.get("slot") is not None:
+    while await bucket.get("slot") is not None:
         assert time.monotonic() - renewed < 10, "the entry outlived its last renewal by far"
         await asyncio.sleep(0.1)
 
 
-async def test_a_ttl_must_be_whole_seconds_of_at_least_one(store: KeyValueStore) -> None:
+async def test_a_ttl_must_be_whole_seconds_of_at_least_one(bucket: KeyValueStore) -> None:
     for ttl in (0.5, 1.5, 0):
         with pytest.raises(KvError, match="whole number of seconds"):
-            await store.create(f"t{int(ttl * 10)}", b"x", ttl=ttl)
-    revision = await store.create("t", b"x")
+            await bucket.create(f"t{int(ttl * 10)}", b"x", ttl=ttl)
+    revision = await bucket.create("t", b"x")
     with pytest.raises(KvError, match="whole number of seconds"):
-        await store.update("t", b"y", revision=revision, ttl=0.25)
+        await bucket.update("t", b"y", revision=revision, ttl=0.25)
 
 
-async def test_a_watch_delivers_the_snapshot_before_it_returns_then_every_change(store: KeyValueStore) -> None:
-    await store.put("one", b"1")
-    await store.put("two", b"2")
-    await store.delete("two")
+async def test_a_watch_delivers_the_snapshot_before_it_returns_then_every_change(bucket: KeyValueStore) -> None:
+    await bucket.put("one", b"1")
+    await bucket.put("two", b"2")
+    await bucket.delete("two")
     seen: list[KvEntry] = []
-    watch = await store.watch(seen.append)
+    watch = await bucket.watch(seen.append)
     try:
         assert [(e.key, e.value) for e in seen] == [("one", b"1")]
-        await store.put("three", b"3")
-        await store.delete("one")
+        await bucket.put("three", b"3")
+        await bucket.delete("one")
         await wait_until_async(lambda: len(seen) >= 3, timeout=10, what="the watch to deliver both changes")
         assert [(e.key, e.value) for e in seen[1:]] == [("three", b"3"), ("one", None)]
     finally:
