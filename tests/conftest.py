@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from proxmox_mcp_runtime.ssh import paramiko_pipes
 
 from tests.support.control import thawed_relay
@@ -37,6 +39,16 @@ def nats_server(session_dir: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.proc.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
+    """A client of the session's nats-server (tests with their own stack override it)."""
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="session")

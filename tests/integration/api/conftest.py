@@ -4,14 +4,12 @@ cluster per way of trusting and authenticating, all pointed at the simulators.""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 from proxmox_mcp_contracts.settings import ApiSettings, ClusterConfig, ProxmoxConfig
 from proxmox_mcp_runtime.config import dump_config_toml
 from pydantic import SecretStr
@@ -114,12 +112,3 @@ def sim_client(api_sim: SimInfo) -> Iterator[SimClient]:
         yield client
     finally:
         client.close()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 from proxmox_mcp_contracts.settings import ProxmoxConfig
 from proxmox_mcp_runtime.config import dump_config_toml
 from pydantic import SecretStr
@@ -85,15 +83,6 @@ def modes_stack(alpha_sim: SimInfo, beta_sim: SimInfo, nats_server: NatsServer, 
             ssh_worker.stop()
     finally:
         api_worker.stop()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture(scope="session")

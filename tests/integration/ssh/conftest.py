@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 
-from tests.support.nats import NatsServer
 from tests.support.sshd import SshdServer, start_sshd
 
 
@@ -19,12 +16,3 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
         yield server
     finally:
         server.close()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
