@@ -93,6 +93,8 @@ def test_the_engine_script_prints_only_the_export_line_and_starts_nothing_twice(
     runners = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).count("podman-healthchecks")]
     assert [p.name for p in runners] == [pids["healthchecks"]]
     assert "system service" in _cmdline(Path("/proc") / pids["service"])
+    # Started in /, not in the checkout that started them: the containers' conmon inherits the directory.
+    assert [os.readlink(f"/proc/{pid}/cwd") for pid in pids.values()] == ["/", "/"]
 
 
 def _cmdline(proc: Path) -> str:
